@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# The native local stack: PostgreSQL, Apache Kafka (KRaft, single node) and ClickHouse on
+# 127.0.0.1 at their standard ports, for machines without a Docker engine.
+#
+#   bash scripts/stack.sh up       install what is missing, start what is not running, wait until
+#                                  each service answers a real request
+#   bash scripts/stack.sh down     stop what this script started (never a server it only reused)
+#   bash scripts/stack.sh status   what runs where, and whether it is ours
+#
+# Everything it makes lives under $STACK_DIR (default: .stack/ in the repository, git-ignored):
+# data, logs, pid files and the Kafka jars (fetched once from Maven Central, then reused).
+# A server that already answers on a port is reused as it is and left alone by `down`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-$ROOT/.stack}
+HERE=$ROOT/scripts/stack
+
+PG_PORT=5432
+KAFKA_PORT=9092
+CH_HTTP_PORT=8123
+PG_PASSWORD=postgres
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_until() { # wait_until <seconds> <description> <command...>
+  local limit=$1 what=$2; shift 2
+  local start=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS - start >= limit )); then return 1; fi
+    sleep 0.5
+  done
+  log "$what is ready ($(( SECONDS - start )) s)"
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* here: no apt-get. Install it yourself, or point DATABASE_URL / KAFKA_BROKERS / CLICKHOUSE_URL at running servers."
+  if [ "$(id -u)" != 0 ]; then die "installing $* needs root (apt-get); run as root or install it first"; fi
+  if [ $APT_UPDATED = 0 ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+PG_DIR=$STACK_DIR/postgres
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_ready() { pg_isready -q -h 127.0.0.1 -p $PG_PORT; }
+
+# initdb refuses to run as root, so the cluster belongs to the `postgres` user; its data folder
+# must be reachable by that user. A clone under a folder it cannot enter (e.g. /root) gets its
+# cluster under /var/tmp instead, recorded in a link so `down` finds it.
+pg_data_dir() {
+  if [ -L "$PG_DIR/data" ]; then readlink "$PG_DIR/data"; return; fi
+  echo "$PG_DIR/data"
+}
+
+as_postgres() { su postgres -s /bin/sh -c "$*"; }
+
+pg_up() {
+  if pg_ready; then
+    if [ -f "$PG_DIR/started" ]; then log "PostgreSQL (ours) is running"; else log "PostgreSQL already answers on 127.0.0.1:$PG_PORT: reusing it"; fi
+    return
+  fi
+  [ -n "$(pg_bindir)" ] || apt_install postgresql
+  local bin; bin=$(pg_bindir)
+  id postgres >/dev/null 2>&1 || die "the postgres system user is missing; reinstall the postgresql package"
+  mkdir -p "$PG_DIR"
+  local data; data=$(pg_data_dir)
+  if [ ! -f "$data/PG_VERSION" ]; then
+    chmod 755 "$STACK_DIR" "$PG_DIR"
+    if ! as_postgres "cd '$PG_DIR'" 2>/dev/null; then
+      data=/var/tmp/streamer-stack-postgres-$(echo "$STACK_DIR" | md5sum | cut -c1-8)
+      ln -sfn "$data" "$PG_DIR/data"
+      log "the postgres user cannot enter $PG_DIR; its cluster lives in $data"
+    fi
+    mkdir -p "$data" && chown postgres:postgres "$data" && chmod 700 "$data"
+    local pwfile; pwfile=$(mktemp) && echo "$PG_PASSWORD" >"$pwfile" && chown postgres "$pwfile"
+    log "initdb $data"
+    as_postgres "'$bin/initdb' -D '$data' -U postgres --pwfile='$pwfile' --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" >"$PG_DIR/initdb.log" 2>&1 \
+      || { rm -f "$pwfile"; die "initdb failed, see $PG_DIR/initdb.log"; }
+    rm -f "$pwfile"
+  fi
+  mkdir -p "$PG_DIR/run" && chown postgres "$PG_DIR/run" 2>/dev/null || true
+  local sock=$data
+  log "starting PostgreSQL ($bin) on 127.0.0.1:$PG_PORT"
+  as_postgres "'$bin/pg_ctl' -D '$data' -l '$data/server.log' -w -t 60 -o \"-p $PG_PORT -k '$sock' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off\" start" >&2 \
+    || die "PostgreSQL did not start, see $data/server.log"
+  echo "$data" >"$PG_DIR/started"
+  wait_until 60 PostgreSQL pg_ready || die "PostgreSQL does not answer on 127.0.0.1:$PG_PORT, see $data/server.log"
+}
+
+pg_down() {
+  [ -f "$PG_DIR/started" ] || return 0
+  local data; data=$(cat "$PG_DIR/started")
+  log "stopping PostgreSQL ($data)"
+  as_postgres "'$(pg_bindir)/pg_ctl' -D '$data' -m fast -w -t 60 stop" >&2 || true
+  rm -f "$PG_DIR/started"
+}
+
+# ---------------------------------------------------------------- Kafka
+KAFKA_DIR=$STACK_DIR/kafka
+KAFKA_PID=$KAFKA_DIR/kafka.pid
+kafka_ready() { node "$HERE/probe.mjs" kafka; }
+
+kafka_up() {
+  if pid_alive "$KAFKA_PID"; then
+    wait_until 90 Kafka kafka_ready || die "our Kafka (pid $(cat "$KAFKA_PID")) does not answer, see $KAFKA_DIR/logs/server.log"
+    return
+  fi
+  if port_open $KAFKA_PORT; then log "Kafka already answers on 127.0.0.1:$KAFKA_PORT: reusing it"; kafka_ready || die "something on 127.0.0.1:$KAFKA_PORT is not a working Kafka broker"; return; fi
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  if ! ls "$KAFKA_DIR"/libs/kafka_2.13-*.jar >/dev/null 2>&1; then
+    command -v mvn >/dev/null || apt_install maven
+    log "fetching the Kafka broker jars from Maven Central (once)"
+    mkdir -p "$KAFKA_DIR"
+    rm -rf "$KAFKA_DIR/libs.partial"
+    mvn -q -B -f "$HERE/kafka-pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$KAFKA_DIR/libs.partial" >&2 || die "could not fetch the Kafka jars with Maven"
+    mv "$KAFKA_DIR/libs.partial" "$KAFKA_DIR/libs"
+  fi
+  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+  sed "s#@DATA@#$KAFKA_DIR/data#" "$HERE/kafka-server.properties" >"$KAFKA_DIR/server.properties"
+  local java_opts=(-Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$HERE/kafka-log4j2.properties" "-Dkafka.logs.dir=$KAFKA_DIR/logs")
+  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+    log "formatting Kafka storage (KRaft)"
+    java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.tools.StorageTool format -g \
+      -t "$(node -e "process.stdout.write(require('crypto').randomBytes(16).toString('base64url'))")" \
+      -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.log" 2>&1 \
+      || die "kafka storage format failed, see $KAFKA_DIR/logs/format.log"
+  fi
+  log "starting Kafka on 127.0.0.1:$KAFKA_PORT"
+  nohup java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
+    >"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$KAFKA_PID"
+  wait_until 120 Kafka kafka_ready || die "Kafka does not answer on 127.0.0.1:$KAFKA_PORT, see $KAFKA_DIR/logs/"
+}
+
+# ---------------------------------------------------------------- ClickHouse
+CH_DIR=$STACK_DIR/clickhouse
+CH_PID=$CH_DIR/clickhouse.pid
+ch_ready() { [ "$(curl -sf "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201")" = 1 ]; }
+
+ch_up() {
+  if pid_alive "$CH_PID"; then
+    wait_until 60 ClickHouse ch_ready || die "our ClickHouse (pid $(cat "$CH_PID")) does not answer, see $CH_DIR/log/"
+    return
+  fi
+  if port_open $CH_HTTP_PORT; then log "ClickHouse already answers on 127.0.0.1:$CH_HTTP_PORT: reusing it"; ch_ready || die "something on 127.0.0.1:$CH_HTTP_PORT is not a working ClickHouse"; return; fi
+  [ -x /usr/sbin/clickhouse-server ] || apt_install clickhouse-server clickhouse-client
+  mkdir -p "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas" "$CH_DIR/log"
+  # The package's own service start needs an init system, so we run the server ourselves with a
+  # copy of its config whose paths point into the stack folder, listening on 127.0.0.1 only.
+  sed -e "s#/var/lib/clickhouse/tmp/#$CH_DIR/tmp/#" \
+      -e "s#/var/lib/clickhouse/user_files/#$CH_DIR/user_files/#" \
+      -e "s#/var/lib/clickhouse/format_schemas/#$CH_DIR/format_schemas/#" \
+      -e "s#/var/lib/clickhouse/#$CH_DIR/data/#" \
+      -e "s#/var/log/clickhouse-server/#$CH_DIR/log/#" \
+      -e "s#<listen_host>::1</listen_host>##" \
+      /etc/clickhouse-server/config.xml >"$CH_DIR/config.xml"
+  cp /etc/clickhouse-server/users.xml "$CH_DIR/users.xml"
+  log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT"
+  (cd "$CH_DIR" && nohup /usr/sbin/clickhouse-server --config-file="$CH_DIR/config.xml" \
+    >"$CH_DIR/log/stdout.log" 2>&1 </dev/null & echo $! >"$CH_PID")
+  wait_until 60 ClickHouse ch_ready || die "ClickHouse does not answer on 127.0.0.1:$CH_HTTP_PORT, see $CH_DIR/log/"
+}
+
+# ---------------------------------------------------------------- stop helpers
+stop_pid() { # stop_pid <name> <pidfile>
+  local name=$1 file=$2
+  pid_alive "$file" || { rm -f "$file"; return 0; }
+  local pid; pid=$(cat "$file")
+  log "stopping $name (pid $pid)"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in 30 s: killing it"; kill -9 "$pid" 2>/dev/null || true; fi
+  rm -f "$file"
+}
+
+status_line() { # status_line <name> <address> <ready-cmd> <ours?>
+  local state=down; if $3 >/dev/null 2>&1; then state=up; fi
+  printf '%-11s %-22s %-5s %s\n' "$1" "$2" "$state" "$4"
+}
+
+case "${1:-}" in
+  up)
+    mkdir -p "$STACK_DIR"
+    # The readiness probe for Kafka is a real metadata request through kafkajs.
+    [ -d "$ROOT/node_modules/kafkajs" ] || die "node_modules is missing: run 'npm ci' first"
+    pg_up
+    ch_up
+    kafka_up
+    log "stack is up: PostgreSQL 127.0.0.1:$PG_PORT, Kafka 127.0.0.1:$KAFKA_PORT, ClickHouse http://127.0.0.1:$CH_HTTP_PORT"
+    ;;
+  down)
+    stop_pid Kafka "$KAFKA_PID"
+    stop_pid ClickHouse "$CH_PID"
+    pg_down
+    log "stack is down (servers this script did not start were left alone)"
+    ;;
+  status)
+    ours() { if [ -f "$1" ]; then echo "started by this stack ($STACK_DIR)"; else echo "not started by this stack"; fi; }
+    status_line PostgreSQL "127.0.0.1:$PG_PORT" pg_ready "$(ours "$PG_DIR/started")"
+    status_line Kafka "127.0.0.1:$KAFKA_PORT" "port_open $KAFKA_PORT" "$(ours "$KAFKA_PID")"
+    status_line ClickHouse "127.0.0.1:$CH_HTTP_PORT" ch_ready "$(ours "$CH_PID")"
+    ;;
+  *)
+    echo "usage: bash scripts/stack.sh up|down|status" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,175 @@
+import { ConfigError } from './errors.js';
+import { maskUrl } from './redact.js';
+
+/**
+ * The one configuration object. Every field is read from an environment variable and has a
+ * default that works against the local stack (`npm run stack:up`) and docker-compose.yml, so
+ * nothing needs configuring there. Validated once, at start-up: a bad value is one line naming
+ * the variable, the value (secrets masked) and what is allowed.
+ */
+export interface Config {
+  /** DATABASE_URL — PostgreSQL holding `user_login`. Default postgres://postgres:postgres@127.0.0.1:5432/postgres */
+  databaseUrl: string;
+  /** PGSSLMODE-like switch: DATABASE_SSL=true turns TLS on (also `?sslmode=require` in the URL). Default false. */
+  databaseSsl: boolean;
+  /** KAFKA_BROKERS — comma-separated host:port list. Default 127.0.0.1:9092 */
+  kafkaBrokers: string[];
+  /** KAFKA_TOPIC — the topic rows are published to. Default user_event */
+  kafkaTopic: string;
+  /** KAFKA_DLQ_TOPIC — dead letters of the consumer. Default `<KAFKA_TOPIC>.dlq` */
+  kafkaDlqTopic: string;
+  /** KAFKA_GROUP_ID — the consumer group writing to ClickHouse. Default streamer-clickhouse */
+  kafkaGroupId: string;
+  /** KAFKA_CLIENT_ID. Default streamer */
+  kafkaClientId: string;
+  /** KAFKA_SSL=true for TLS to the brokers. Default false */
+  kafkaSsl: boolean;
+  /** KAFKA_SASL_MECHANISM (plain | scram-sha-256 | scram-sha-512), KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD. Default none */
+  kafkaSasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null;
+  /** CLICKHOUSE_URL — HTTP(S) interface. Default http://127.0.0.1:8123 */
+  clickhouseUrl: string;
+  /** CLICKHOUSE_DATABASE. Default `default` */
+  clickhouseDatabase: string;
+  /** CLICKHOUSE_USER. Default `default` */
+  clickhouseUser: string;
+  /** CLICKHOUSE_PASSWORD. Default empty */
+  clickhousePassword: string;
+  /** LOG_LEVEL — trace | debug | info | warn | error | fatal | silent. Default info */
+  logLevel: string;
+  /** PRODUCER_BATCH_SIZE — rows claimed, published and marked per transaction. Default 2000 */
+  producerBatchSize: number;
+  /** SWEEP_INTERVAL_MS — the periodic sweep, a backstop for missed NOTIFYs. Default 30000 */
+  sweepIntervalMs: number;
+  /** CONSUMER_MAX_BATCH_ROWS — the most rows in one ClickHouse insert. Default 20000 */
+  consumerMaxBatchRows: number;
+  /**
+   * CONSUMER_FLUSH_MS — how long the first row of a batch may wait for more before the insert.
+   * Lower: less latency at light load, more (smaller) ClickHouse parts. Default 50
+   */
+  consumerFlushMs: number;
+  /** RETRY_MAX_DELAY_MS — cap of the exponential backoff when a service is down. Default 30000 */
+  retryMaxDelayMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const SASL = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+// Identifiers we interpolate into ClickHouse DDL (the database name) must be plain words.
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const str = (key: string, def: string): string => {
+    const v = env[key];
+    return v === undefined || v.trim() === '' ? def : v.trim();
+  };
+  const int = (key: string, def: number, min: number, max: number): number => {
+    const raw = env[key];
+    if (raw === undefined || raw.trim() === '') return def;
+    const n = Number(raw.trim());
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${key}=${JSON.stringify(raw)} is not valid: expected a whole number from ${min} to ${max} (default ${def})`);
+    }
+    return n;
+  };
+  const bool = (key: string, def: boolean): boolean => {
+    const raw = env[key];
+    if (raw === undefined || raw.trim() === '') return def;
+    const v = raw.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    throw new ConfigError(`${key}=${JSON.stringify(raw)} is not valid: expected true or false`);
+  };
+  const url = (key: string, def: string, protocols: string[]): string => {
+    const v = str(key, def);
+    let parsed: URL;
+    try {
+      parsed = new URL(v);
+    } catch {
+      throw new ConfigError(`${key}=${JSON.stringify(maskUrl(v))} is not a valid URL: expected e.g. ${def.replace(/:[^:@/]+@/, ':***@')}`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(`${key}=${JSON.stringify(maskUrl(v))} has protocol ${parsed.protocol} — expected ${protocols.join(' or ')}`);
+    }
+    return v;
+  };
+
+  const databaseUrl = url('DATABASE_URL', 'postgres://postgres:postgres@127.0.0.1:5432/postgres', ['postgres:', 'postgresql:']);
+  const kafkaBrokers = str('KAFKA_BROKERS', '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
+  for (const b of kafkaBrokers) {
+    const m = /^([^\s:/]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new ConfigError(`KAFKA_BROKERS=${JSON.stringify(env.KAFKA_BROKERS)} is not valid: expected host:port[,host:port…], e.g. 127.0.0.1:9092`);
+    }
+  }
+  const topic = (key: string, def: string): string => {
+    const v = str(key, def);
+    if (!TOPIC.test(v)) throw new ConfigError(`${key}=${JSON.stringify(v)} is not a valid Kafka topic name: letters, digits, '.', '_' and '-' only`);
+    return v;
+  };
+  const kafkaTopic = topic('KAFKA_TOPIC', 'user_event');
+  const clickhouseDatabase = str('CLICKHOUSE_DATABASE', 'default');
+  if (!IDENTIFIER.test(clickhouseDatabase)) {
+    throw new ConfigError(`CLICKHOUSE_DATABASE=${JSON.stringify(clickhouseDatabase)} is not valid: letters, digits and '_' only, not starting with a digit`);
+  }
+  const logLevel = str('LOG_LEVEL', 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)} is not valid: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  let kafkaSasl: Config['kafkaSasl'] = null;
+  const mechanism = str('KAFKA_SASL_MECHANISM', '').toLowerCase();
+  if (mechanism) {
+    if (!(SASL as readonly string[]).includes(mechanism)) {
+      throw new ConfigError(`KAFKA_SASL_MECHANISM=${JSON.stringify(mechanism)} is not valid: expected one of ${SASL.join(', ')}`);
+    }
+    const username = str('KAFKA_SASL_USERNAME', '');
+    const password = env.KAFKA_SASL_PASSWORD ?? '';
+    if (!username || !password) {
+      throw new ConfigError(`KAFKA_SASL_MECHANISM=${mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD to be set`);
+    }
+    kafkaSasl = { mechanism: mechanism as (typeof SASL)[number], username, password };
+  }
+
+  return {
+    databaseUrl,
+    databaseSsl: bool('DATABASE_SSL', false),
+    kafkaBrokers,
+    kafkaTopic,
+    kafkaDlqTopic: topic('KAFKA_DLQ_TOPIC', `${kafkaTopic}.dlq`),
+    kafkaGroupId: str('KAFKA_GROUP_ID', 'streamer-clickhouse'),
+    kafkaClientId: str('KAFKA_CLIENT_ID', 'streamer'),
+    kafkaSsl: bool('KAFKA_SSL', false),
+    kafkaSasl,
+    clickhouseUrl: url('CLICKHOUSE_URL', 'http://127.0.0.1:8123', ['http:', 'https:']),
+    clickhouseDatabase,
+    clickhouseUser: str('CLICKHOUSE_USER', 'default'),
+    clickhousePassword: env.CLICKHOUSE_PASSWORD ?? '',
+    logLevel,
+    producerBatchSize: int('PRODUCER_BATCH_SIZE', 2000, 1, 100_000),
+    sweepIntervalMs: int('SWEEP_INTERVAL_MS', 30_000, 100, 86_400_000),
+    consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
+    consumerFlushMs: int('CONSUMER_FLUSH_MS', 50, 0, 60_000),
+    retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 100, 600_000),
+  };
+}
+
+/** Every secret of a config, for redaction of free text. */
+export function configSecrets(config: Config): string[] {
+  const out: string[] = [];
+  try {
+    const pw = decodeURIComponent(new URL(config.databaseUrl).password);
+    if (pw) out.push(pw);
+  } catch {
+    /* validated already */
+  }
+  if (config.clickhousePassword) out.push(config.clickhousePassword);
+  if (config.kafkaSasl) out.push(config.kafkaSasl.password);
+  return out;
+}
+
+/** The PostgreSQL address for messages: host:port/db, no credentials. */
+export function pgAddress(databaseUrl: string): string {
+  const u = new URL(databaseUrl);
+  return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+}

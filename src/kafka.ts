@@ -1,0 +1,55 @@
+/**
+ * The kafkajs client, configured once (brokers, TLS, SASL, logging into pino). Only this module
+ * and the two role modules that wrap a producer (publisher.ts) and a consumer (consumer.ts) import
+ * kafkajs, so a later switch of client stays local.
+ */
+import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import type { Config } from './config.js';
+import { describeError } from './errors.js';
+import type { Logger } from './logger.js';
+
+export function createKafka(config: Config, logger: Logger, clientSuffix = ''): Kafka {
+  const log = logger.child({ component: 'kafkajs' });
+  const kafkaConfig: KafkaConfig = {
+    clientId: config.kafkaClientId + clientSuffix,
+    brokers: config.kafkaBrokers,
+    ssl: config.kafkaSsl,
+    connectionTimeout: 3000,
+    requestTimeout: 30_000,
+    // kafkajs's own retries are short; our loops add the long, capped backoff on top.
+    retry: { initialRetryTime: 200, retries: 5, maxRetryTime: 5000 },
+    // kafkajs logs every reconnect attempt as an error; our retry loops log each failure and
+    // its next delay themselves, so kafkajs's own warnings and errors go to debug.
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, log: entry }) => {
+      const { message, ...extra } = entry as { message: string } & Record<string, unknown>;
+      log.debug({ namespace, ...extra }, message);
+    },
+  };
+  if (config.kafkaSasl) {
+    kafkaConfig.sasl = {
+      mechanism: config.kafkaSasl.mechanism,
+      username: config.kafkaSasl.username,
+      password: config.kafkaSasl.password,
+    } as SASLOptions;
+  }
+  return new Kafka(kafkaConfig);
+}
+
+/** The error types with which a broker refuses a record for good (retrying cannot help). */
+const REJECTED_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
+
+/** True when a send failed because the broker refuses a record itself, not because it is down. */
+export function isRecordRejected(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 6; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string' && REJECTED_TYPES.has(type)) return true;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return false;
+}
+
+/** "Kafka at a:9092,b:9092 is not reachable (…)" with the fix. */
+export function kafkaUnreachableMessage(config: Config, err: unknown): string {
+  return `Kafka at ${config.kafkaBrokers.join(',')} is not reachable (${describeError(err)}) — start it with "npm run stack:up" or set KAFKA_BROKERS`;
+}
