@@ -170,8 +170,13 @@ ch_up() {
       /etc/clickhouse-server/config.xml >"$CH_DIR/config.xml"
   cp /etc/clickhouse-server/users.xml "$CH_DIR/users.xml"
   log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT"
-  (cd "$CH_DIR" && nohup /usr/sbin/clickhouse-server --config-file="$CH_DIR/config.xml" \
-    >"$CH_DIR/log/stdout.log" 2>&1 </dev/null & echo $! >"$CH_PID")
+  # The server itself is the background job (not a subshell around it), so the pid file holds
+  # the server's pid and `down` stops the server. It runs from its folder (relative paths).
+  pushd "$CH_DIR" >/dev/null
+  nohup /usr/sbin/clickhouse-server --config-file="$CH_DIR/config.xml" \
+    >"$CH_DIR/log/stdout.log" 2>&1 </dev/null &
+  echo $! >"$CH_PID"
+  popd >/dev/null
   wait_until 60 ClickHouse ch_ready || die "ClickHouse does not answer on 127.0.0.1:$CH_HTTP_PORT, see $CH_DIR/log/"
 }
 

@@ -28,6 +28,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     clickhouseUrl: process.env.CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
   };
   let teardown = async () => {};
+  if (process.env.STREAMER_NO_SERVICES) {
+    // `npm run test:unit`: pure logic only, no service is looked for or started.
+    project.provide('services', wanted);
+    return teardown;
+  }
   const missing = await probeAll(wanted);
   if (missing.length === 3 && dockerReachable()) {
     const { startContainers } = await import('./containers.js');

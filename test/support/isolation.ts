@@ -46,6 +46,7 @@ export async function isolate(env: Record<string, string> = {}): Promise<Isolate
     CLICKHOUSE_URL: s.clickhouseUrl,
     CLICKHOUSE_DATABASE: chDb,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    HTTP_PORT: '0',
     ...env,
   };
   const config = loadConfig(fullEnv);

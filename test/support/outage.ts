@@ -1,0 +1,49 @@
+/**
+ * Stops and restarts a server of the native local stack, for the disruptive tests. Only a server
+ * the stack started can be stopped (its pid file says so); anything else is an error, never a
+ * silent pass.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './cli.js';
+import { waitFor } from './wait.js';
+
+const PID_FILES = {
+  kafka: '.stack/kafka/kafka.pid',
+  clickhouse: '.stack/clickhouse/clickhouse.pid',
+} as const;
+
+export type StoppableService = keyof typeof PID_FILES;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function stopService(service: StoppableService): Promise<void> {
+  const file = path.join(ROOT, PID_FILES[service]);
+  if (!existsSync(file)) {
+    throw new Error(`${service} was not started by the native stack (${file} is missing): this test stops and restarts it, so run it against "npm run stack:up"`);
+  }
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  process.kill(pid, 'SIGTERM');
+  await waitFor(`${service} (pid ${pid}) to exit`, () => (alive(pid) ? undefined : true), 60_000, 200);
+}
+
+export function startService(): void {
+  execFileSync('bash', [path.join(ROOT, 'scripts/stack.sh'), 'up'], { stdio: 'ignore' });
+}
+
+/** PostgreSQL restart through pg_ctl (the stack's own cluster). */
+export function restartPostgres(): void {
+  const started = path.join(ROOT, '.stack/postgres/started');
+  if (!existsSync(started)) throw new Error('PostgreSQL was not started by the native stack: this test restarts it');
+  const data = readFileSync(started, 'utf8').trim();
+  const bin = execFileSync('bash', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1']).toString().trim();
+  execFileSync('su', ['postgres', '-s', '/bin/sh', '-c', `'${bin}/pg_ctl' -D '${data}' -m fast -w restart`], { stdio: 'ignore' });
+}
