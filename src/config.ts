@@ -47,6 +47,8 @@ export interface Config {
    * Lower: less latency at light load, more (smaller) ClickHouse parts. Default 50
    */
   consumerFlushMs: number;
+  /** HTTP_PORT — /healthz, /readyz, /metrics on 127.0.0.1; 0 turns the server off. Default 9464 */
+  httpPort: number;
   /** RETRY_MAX_DELAY_MS — cap of the exponential backoff when a service is down. Default 30000 */
   retryMaxDelayMs: number;
 }
@@ -150,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalMs: int('SWEEP_INTERVAL_MS', 30_000, 100, 86_400_000),
     consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
     consumerFlushMs: int('CONSUMER_FLUSH_MS', 50, 0, 60_000),
+    httpPort: int('HTTP_PORT', 9464, 0, 65535),
     retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 100, 600_000),
   };
 }

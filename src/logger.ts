@@ -30,9 +30,6 @@ export function createLogger(
         method.apply(this, scrubbed as Parameters<typeof method>);
       },
     },
-    serializers: {
-      err: (err: unknown) => scrub(pino.stdSerializers.err(err as Error), secrets),
-    },
   };
   if (options.destination) return pino(base, options.destination);
   if (pretty) {
@@ -44,6 +41,8 @@ export function createLogger(
 function scrub(value: unknown, secrets: readonly string[], depth = 0): unknown {
   if (depth > 6) return value;
   if (typeof value === 'string') return redactText(value, secrets);
+  // formatters.log runs before pino's serializers, so errors are shaped here.
+  if (value instanceof Error) return scrub(serializeError(value), secrets, depth + 1);
   if (Array.isArray(value)) return value.map((v) => scrub(v, secrets, depth + 1));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
@@ -51,4 +50,20 @@ function scrub(value: unknown, secrets: readonly string[], depth = 0): unknown {
     return out;
   }
   return value;
+}
+
+/**
+ * Errors as a few useful fields. pino's default serializer copies every enumerable property, and
+ * node-postgres errors carry the whole client object (connection parameters included).
+ */
+function serializeError(err: unknown): Record<string, unknown> | unknown {
+  if (!(err instanceof Error)) return err;
+  const e = err as Error & { code?: unknown; type?: unknown; retriable?: unknown; cause?: unknown };
+  const out: Record<string, unknown> = { type: e.name, message: e.message };
+  if (e.code !== undefined) out.code = e.code;
+  if (typeof e.type === 'string') out.kafkaType = e.type;
+  if (typeof e.retriable === 'boolean') out.retriable = e.retriable;
+  if (e.cause instanceof Error) out.cause = e.cause.message;
+  if (e.stack) out.stack = e.stack;
+  return out;
 }

@@ -1,0 +1,51 @@
+/**
+ * Prometheus metrics of this process (prom-client), served on /metrics by src/http.ts.
+ * One registry per process: the CLI runs one producer and/or one consumer.
+ */
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'streamer_process_' });
+
+const rowBuckets = [1, 10, 50, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000];
+
+export const metrics = {
+  rowsPublished: new client.Counter({ name: 'streamer_rows_published_total', help: 'Rows published to Kafka and marked sent', registers: [registry] }),
+  rowsFailed: new client.Counter({ name: 'streamer_rows_failed_total', help: 'Rows Kafka refused for good, recorded in streamer_failed_rows', registers: [registry] }),
+  producerBatchRows: new client.Histogram({ name: 'streamer_producer_batch_rows', help: 'Rows per producer batch (claim → publish → mark)', buckets: rowBuckets, registers: [registry] }),
+  rowsInserted: new client.Counter({ name: 'streamer_rows_inserted_total', help: 'Rows inserted into ClickHouse', registers: [registry] }),
+  rowsDuplicate: new client.Counter({ name: 'streamer_rows_duplicate_skipped_total', help: 'Messages skipped because ClickHouse already held their id', registers: [registry] }),
+  deadLetters: new client.Counter({ name: 'streamer_dead_letters_total', help: 'Messages sent to the dead-letter topic', registers: [registry] }),
+  consumerBatchRows: new client.Histogram({ name: 'streamer_consumer_batch_rows', help: 'Rows per ClickHouse insert', buckets: rowBuckets, registers: [registry] }),
+  // The Kafka message timestamp is the moment the producer claimed the row, normally a few ms
+  // after the INSERT's commit woke it (NOTIFY); the benchmark measures the full INSERT → ClickHouse
+  // latency with the insert time itself.
+  claimToClickhouseSeconds: new client.Histogram({
+    name: 'streamer_claim_to_clickhouse_seconds',
+    help: 'From the producer claiming a row in PostgreSQL to ClickHouse acknowledging its insert',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  }),
+};
+
+/** Gauges whose value is read at scrape time (pending rows, consumer lag). */
+export function registerGauge(name: string, help: string, read: () => Promise<number | Array<{ labels: Record<string, string>; value: number }>>, labelNames: string[] = []): void {
+  if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+  new client.Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      try {
+        const v = await read();
+        this.reset();
+        if (typeof v === 'number') this.set(v);
+        else for (const { labels, value } of v) this.set(labels, value);
+      } catch {
+        // A service is down: the gauge keeps no value rather than failing the whole scrape.
+        this.reset();
+      }
+    },
+  });
+}

@@ -1,0 +1,247 @@
+/**
+ * The producer: PostgreSQL pending rows → Kafka, then marked sent.
+ *
+ * A drain pass repeats one transaction per batch until nothing is pending:
+ *   BEGIN; CLAIM_BATCH (FOR UPDATE SKIP LOCKED) → publish, wait for acks=all → MARK_SENT; COMMIT
+ * One round trip claims a batch and one marks it; no per-row queries. If Kafka fails, the
+ * transaction rolls back and the rows stay pending. If the process dies after Kafka's ack but
+ * before COMMIT, the rows are published again later: the topic is at-least-once and the consumer
+ * drops what ClickHouse already holds.
+ *
+ * Wakes (NOTIFY, start-up, the sweep timer, a listener reconnect) that arrive during a pass
+ * coalesce into one more pass; there is never more than one pass at a time in a process.
+ */
+import type pg from 'pg';
+import { encodeRow, type EncodedMessage, type PendingRow } from './codec.js';
+import type { Config } from './config.js';
+import { assertPgReachable, createPool, isPgConnectionError } from './db.js';
+import { describeError } from './errors.js';
+import { startListener, type Listener } from './listener.js';
+import type { Logger } from './logger.js';
+import { metrics, registerGauge } from './metrics.js';
+import { createPublisher, type Publisher } from './publisher.js';
+import { backoffDelay, sleep } from './retry.js';
+import { CLAIM_BATCH, COUNT_FAILED, COUNT_PENDING, MARK_SENT, RECORD_FAILED } from './sql.js';
+
+export interface BatchResult {
+  claimed: number;
+  published: number;
+  failed: number;
+}
+
+export interface ProducerStats {
+  published: number;
+  failed: number;
+  passes: number;
+}
+
+/** One batch: claim, publish, mark (and record refused rows), in one transaction. */
+export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize: number, log: Logger): Promise<BatchResult> {
+  const client = await pool.connect();
+  let released = false;
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<PendingRow>(CLAIM_BATCH, [batchSize]);
+    const claimedAt = Date.now();
+    if (rows.length === 0) {
+      await client.query('COMMIT');
+      return { claimed: 0, published: 0, failed: 0 };
+    }
+    const messages: EncodedMessage[] = [];
+    const failed: Array<{ id: string; error: string }> = [];
+    for (const row of rows) {
+      try {
+        messages.push(encodeRow(row));
+      } catch (err) {
+        failed.push({ id: String(row.id), error: `cannot encode the row: ${describeError(err)}` });
+      }
+    }
+    const rejected = await publisher.publish(messages, claimedAt);
+    const rejectedKeys = new Set(rejected.map((r) => r.message.key));
+    for (const r of rejected) failed.push({ id: r.message.key, error: r.error });
+    const sentIds = messages.filter((m) => !rejectedKeys.has(m.key)).map((m) => m.key);
+    if (sentIds.length > 0) await client.query(MARK_SENT, [sentIds]);
+    if (failed.length > 0) {
+      await client.query(RECORD_FAILED, [failed.map((f) => f.id), failed.map((f) => f.error)]);
+      for (const f of failed) log.error({ id: f.id, error: f.error }, 'row recorded as failed (see streamer_failed_rows); the rows after it go on');
+    }
+    await client.query('COMMIT');
+    metrics.rowsPublished.inc(sentIds.length);
+    metrics.rowsFailed.inc(failed.length);
+    metrics.producerBatchRows.observe(rows.length);
+    return { claimed: rows.length, published: sentIds.length, failed: failed.length };
+  } catch (err) {
+    // A dead connection cannot roll back; PostgreSQL rolls back when the session ends.
+    await client.query('ROLLBACK').catch(() => {});
+    client.release(isPgConnectionError(err) ? (err as Error) : undefined);
+    released = true;
+    throw err;
+  } finally {
+    if (!released) client.release();
+  }
+}
+
+export async function countPending(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(COUNT_PENDING);
+  return Number(rows[0]?.n ?? 0);
+}
+
+export interface RunningProducer {
+  stop(): Promise<void>;
+  /** Resolves when the producer has stopped. */
+  done: Promise<void>;
+  readonly stats: ProducerStats;
+  readonly ready: boolean;
+}
+
+/**
+ * `streamer producer`: listens, drains on every wake, retries with capped backoff while a
+ * service is down, and stops cleanly (the batch in flight finishes or rolls back).
+ */
+export async function startProducer(config: Config, logger: Logger): Promise<RunningProducer> {
+  const log = logger.child({ component: 'producer' });
+  const pool = createPool(config, logger, 'streamer-producer');
+  const publisher = createPublisher(config, logger);
+  let listener: Listener | undefined;
+  try {
+    await assertPgReachable(pool, config);
+    await publisher.connect();
+  } catch (err) {
+    await Promise.all([pool.end().catch(() => {}), publisher.close()]);
+    throw err;
+  }
+
+  const stats: ProducerStats = { published: 0, failed: 0, passes: 0 };
+  const abort = new AbortController();
+  let wanted = false; // a wake arrived that no pass has served yet
+  let running: Promise<void> | undefined;
+  let kick: (() => void) | undefined; // wakes the idle loop
+
+  const wake = (reason: string) => {
+    if (abort.signal.aborted) return;
+    log.trace({ reason }, 'wake');
+    wanted = true;
+    kick?.();
+  };
+
+  // The loop: wait for a wake, drain everything pending, repeat. On failure, back off (the
+  // backoff is interrupted by stop, not by wakes: a wake during an outage changes nothing).
+  const loop = async () => {
+    let failures = 0;
+    while (!abort.signal.aborted) {
+      if (!wanted) {
+        await new Promise<void>((resolve) => {
+          const onAbort = () => resolve();
+          kick = () => {
+            abort.signal.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          abort.signal.addEventListener('abort', onAbort, { once: true });
+        });
+        kick = undefined;
+        continue;
+      }
+      wanted = false;
+      try {
+        const started = Date.now();
+        let published = 0;
+        for (;;) {
+          if (abort.signal.aborted) break;
+          const r = await drainBatch(pool, publisher, config.producerBatchSize, log);
+          published += r.published;
+          stats.published += r.published;
+          stats.failed += r.failed;
+          if (r.claimed < config.producerBatchSize) break;
+        }
+        stats.passes++;
+        if (failures > 0) log.info({ afterFailures: failures }, 'producer recovered');
+        failures = 0;
+        if (published > 0) log.debug({ published, ms: Date.now() - started }, 'drained');
+      } catch (err) {
+        failures++;
+        wanted = true; // the rows are still pending: try again after the backoff
+        const delayMs = backoffDelay(failures, config.retryMaxDelayMs);
+        log.warn({ err: describeError(err), attempt: failures, nextRetryMs: delayMs }, `publishing failed, rows stay pending; retrying in ${delayMs} ms`);
+        await sleep(delayMs, abort.signal);
+      }
+    }
+  };
+
+  try {
+    listener = await startListener(config, logger, (reason) => wake(reason));
+  } catch (err) {
+    await Promise.all([pool.end().catch(() => {}), publisher.close()]);
+    throw err;
+  }
+  const timer = setInterval(() => wake('sweep-timer'), config.sweepIntervalMs);
+  registerGauge('streamer_pending_rows', 'Rows of user_login not yet in Kafka (read at scrape time)', () => countPending(pool));
+  registerGauge('streamer_failed_rows', 'Rows recorded in streamer_failed_rows (read at scrape time)', async () =>
+    Number((await pool.query<{ n: string }>(COUNT_FAILED)).rows[0]?.n ?? 0),
+  );
+  wake('start-up');
+  running = loop();
+  log.info({ topic: config.kafkaTopic, batchSize: config.producerBatchSize, sweepIntervalMs: config.sweepIntervalMs }, 'producer started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      clearInterval(timer);
+      abort.abort();
+      await running; // the batch in flight commits or rolls back
+      await listener?.close();
+      await publisher.close();
+      await pool.end().catch(() => {});
+      log.info({ published: stats.published, failed: stats.failed }, 'producer stopped');
+    })());
+
+  return {
+    stop,
+    done: running.then(() => stopping),
+    stats,
+    get ready() {
+      return listener?.connected ?? false;
+    },
+  };
+}
+
+export interface SweepResult {
+  published: number;
+  failed: number;
+  ms: number;
+}
+
+/**
+ * `streamer producer --sweep`: drains everything pending once and returns. Fails (throws) on the
+ * first error instead of retrying: the operator is watching.
+ */
+export async function sweepOnce(
+  config: Config,
+  logger: Logger,
+  onProgress?: (done: number, total: number) => void,
+): Promise<SweepResult> {
+  const log = logger.child({ component: 'sweep' });
+  const pool = createPool(config, logger, 'streamer-sweep');
+  const publisher = createPublisher(config, logger);
+  const started = Date.now();
+  let published = 0;
+  let failed = 0;
+  try {
+    await assertPgReachable(pool, config);
+    await publisher.connect();
+    const total = await countPending(pool);
+    onProgress?.(0, total);
+    for (;;) {
+      const r = await drainBatch(pool, publisher, config.producerBatchSize, log);
+      published += r.published;
+      failed += r.failed;
+      onProgress?.(published + failed, Math.max(total, published + failed));
+      // Unlike the long-running loop, stop only when a claim finds nothing: rows locked by a
+      // concurrent producer are skipped here and published by that producer.
+      if (r.claimed === 0) break;
+    }
+  } finally {
+    await publisher.close();
+    await pool.end().catch(() => {});
+  }
+  return { published, failed, ms: Date.now() - started };
+}

@@ -1,0 +1,107 @@
+/**
+ * The producer side of Kafka behind a narrow interface: publish a batch of encoded messages and
+ * resolve once every one is acknowledged by all in-sync replicas.
+ */
+import type { Producer } from 'kafkajs';
+import type { EncodedMessage } from './codec.js';
+import type { Config } from './config.js';
+import { UnreachableError } from './errors.js';
+import { createKafka, isRecordRejected, kafkaUnreachableMessage } from './kafka.js';
+import type { Logger } from './logger.js';
+
+export interface Publisher {
+  connect(): Promise<void>;
+  /**
+   * Publishes every message or throws. Messages the broker refuses for good (too large, invalid)
+   * do not fail the others: they are returned with the broker's reason.
+   */
+  publish(messages: readonly EncodedMessage[], timestampMs?: number): Promise<Array<{ message: EncodedMessage; error: string }>>;
+  close(): Promise<void>;
+}
+
+// One produce request per send; kafkajs does not split by size, and a broker refuses a record
+// batch above message.max.bytes (1 MiB by default), so sends are cut at this many bytes of
+// values. A single message above it is sent alone and the broker decides.
+const SEND_BUDGET_BYTES = 512 * 1024;
+
+export function createPublisher(config: Config, logger: Logger): Publisher {
+  const log = logger.child({ component: 'publisher', topic: config.kafkaTopic });
+  const kafka = createKafka(config, logger, '-producer');
+  const producer: Producer = kafka.producer({
+    // Idempotent: a retried produce request is not written twice. kafkajs would retry forever by
+    // default; we bound it (~30 s) so that a Kafka outage fails the batch, the PostgreSQL
+    // transaction rolls back and the producer's own capped backoff takes over.
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
+    allowAutoTopicCreation: true,
+  });
+
+  // The message timestamp is when the producer claimed the row (defaults to the send time): the
+  // consumer measures claim → ClickHouse latency from it.
+  let timestamp: string | undefined;
+  const send = async (messages: readonly EncodedMessage[]) => {
+    await producer.send({
+      topic: config.kafkaTopic,
+      acks: -1,
+      timeout: 30_000,
+      messages: messages.map((m) => ({ key: m.key, value: m.value, timestamp })),
+    });
+  };
+
+  return {
+    async connect() {
+      try {
+        await producer.connect();
+      } catch (err) {
+        throw new UnreachableError(kafkaUnreachableMessage(config, err), err);
+      }
+    },
+    async publish(messages, timestampMs) {
+      timestamp = timestampMs === undefined ? undefined : String(timestampMs);
+      const rejected: Array<{ message: EncodedMessage; error: string }> = [];
+      for (const chunk of chunkBySize(messages, SEND_BUDGET_BYTES)) {
+        try {
+          await send(chunk);
+        } catch (err) {
+          if (!isRecordRejected(err)) throw err;
+          // Find the culprit(s): one by one. Messages of this chunk that had already been
+          // written on another partition are written again (the topic is at-least-once; the
+          // consumer drops the duplicate).
+          log.warn({ err, messages: chunk.length }, 'Kafka refused a record: publishing this chunk one message at a time');
+          for (const m of chunk) {
+            try {
+              await send([m]);
+            } catch (e) {
+              if (!isRecordRejected(e)) throw e;
+              rejected.push({ message: m, error: `Kafka refused the message (${m.value.length} bytes): ${(e as Error).message}` });
+            }
+          }
+        }
+      }
+      return rejected;
+    },
+    async close() {
+      await producer.disconnect().catch((err: unknown) => log.warn({ err }, 'Kafka producer did not close cleanly'));
+    },
+  };
+}
+
+/** Cuts a list of messages into runs whose values add up to at most `budget` bytes. */
+export function chunkBySize(messages: readonly EncodedMessage[], budget: number): EncodedMessage[][] {
+  const chunks: EncodedMessage[][] = [];
+  let current: EncodedMessage[] = [];
+  let size = 0;
+  for (const m of messages) {
+    const s = m.value.length + m.key.length;
+    if (current.length > 0 && size + s > budget) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(m);
+    size += s;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
