@@ -1,0 +1,186 @@
+/**
+ * The ClickHouse client, configured once, and what we need to know about the server: is it there,
+ * which version, and which `event_time` type it can store. Only this module, the migrator and the
+ * sink talk to ClickHouse.
+ */
+import { createClient, type ClickHouseClient, type Logger as ClickHouseLogger } from '@clickhouse/client';
+import type { Config } from './config.js';
+import { describeError, UnreachableError } from './errors.js';
+import type { Logger } from './logger.js';
+import { maskUrl } from './redact.js';
+
+export type { ClickHouseClient };
+
+export interface ClickHouseOptions {
+  /**
+   * The database requests run in. Default CLICKHOUSE_DATABASE; `null` for the user's default
+   * database (the migrator, which may have to create CLICKHOUSE_DATABASE first).
+   */
+  database?: string | null;
+  /** Per-request timeout. Default 30 s: a 20,000-row insert takes well under a second. */
+  requestTimeoutMs?: number;
+}
+
+export function createClickHouse(config: Config, logger: Logger, options: ClickHouseOptions = {}): ClickHouseClient {
+  const log = logger.child({ component: 'clickhouse-client' });
+  const database = options.database === undefined ? config.clickhouseDatabase : options.database;
+  return createClient({
+    url: config.clickhouseUrl,
+    username: config.clickhouseUser,
+    password: config.clickhousePassword,
+    ...(database === null ? {} : { database }),
+    application: 'streamer',
+    request_timeout: options.requestTimeoutMs ?? 30_000,
+    // Servers before 23.11 close idle keep-alive sockets after 3 s (keep_alive_timeout); a socket
+    // we reuse just as the server closes it fails with ECONNRESET. 2 s leaves a 1 s margin.
+    keep_alive: { enabled: true, idle_socket_ttl: 2000 },
+    // The client logs every failed request itself at ERROR, to the console. Our retry loops log
+    // each failure once with its next delay, so the client's own lines go to our logger at debug.
+    log: { LoggerClass: forwardTo(log) },
+  });
+}
+
+function forwardTo(log: Logger): new () => ClickHouseLogger {
+  const write = (p: { module: string; message: string; args?: Record<string, unknown>; err?: Error }) =>
+    log.debug({ module: p.module, ...(p.err ? { err: describeError(p.err) } : {}) }, p.message);
+  return class implements ClickHouseLogger {
+    trace = write;
+    debug = write;
+    info = write;
+    warn = write;
+    error = write;
+  };
+}
+
+/** "ClickHouse at <url without password> is not reachable (…)" with the fix. */
+export function clickhouseUnreachableMessage(config: Config, err: unknown): string {
+  return `ClickHouse at ${maskUrl(config.clickhouseUrl)} is not reachable (${describeError(err)}) — start it with "npm run stack:up" or set CLICKHOUSE_URL`;
+}
+
+/**
+ * The server's error code, or null when the request failed without a server answer (refused,
+ * reset, timed out). @clickhouse/client parses `Code: N. DB::Exception: … (TYPE)` of new servers
+ * into ClickHouseError.code; 18.16 answers `Code: N, e.displayText() = DB::Exception: …`, which the
+ * client leaves as a plain Error — hence the second pattern.
+ */
+export function clickhouseErrorCode(err: unknown): number | null {
+  if (!(err instanceof Error)) return null;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^\d+$/.test(code)) return Number(code);
+  const m = /^Code: (\d+)[.,]/.exec(err.message);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Error codes with which ClickHouse refuses the data of an insert itself: retrying the same rows
+ * cannot help, splitting the batch finds the culprit. Anything else (no answer, TOO_MANY_PARTS,
+ * MEMORY_LIMIT_EXCEEDED, a dropped table …) is the server's state, and is retried.
+ */
+const DATA_ERROR_CODES = new Set([
+  6, // CANNOT_PARSE_TEXT
+  25, // CANNOT_PARSE_ESCAPE_SEQUENCE
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  32, // ATTEMPT_TO_READ_AFTER_EOF
+  33, // CANNOT_READ_ALL_DATA
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  53, // TYPE_MISMATCH
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+  407, // DECIMAL_OVERFLOW
+]);
+
+export function isClickHouseDataError(err: unknown): boolean {
+  const code = clickhouseErrorCode(err);
+  return code !== null && DATA_ERROR_CODES.has(code);
+}
+
+/** The useful part of a ClickHouse error message, on one line (for logs and dead-letter headers). */
+export function clickhouseErrorText(err: unknown): string {
+  const text = describeError(err)
+    .replace(/^Code: (\d+), e\.displayText\(\) = DB::Exception: /, 'Code $1: ')
+    .replace(/, e\.what\(\) = DB::Exception\s*$/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
+
+/** One request that proves the server answers; an UnreachableError with the fix when not. */
+export async function checkClickHouse(client: ClickHouseClient, config: Config): Promise<ServerVersion> {
+  try {
+    return await serverVersion(client);
+  } catch (err) {
+    // A server answer (wrong password, unknown database) is not "unreachable": let it through.
+    if (clickhouseErrorCode(err) !== null) throw err;
+    throw new UnreachableError(clickhouseUnreachableMessage(config, err), err);
+  }
+}
+
+export interface ServerVersion {
+  major: number;
+  minor: number;
+  text: string;
+}
+
+export async function serverVersion(client: ClickHouseClient): Promise<ServerVersion> {
+  const rs = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
+  const rows = await rs.json<{ version: string }>();
+  return parseServerVersion(rows[0]?.version ?? '');
+}
+
+export function parseServerVersion(text: string): ServerVersion {
+  const m = /^(\d+)\.(\d+)/.exec(text.trim());
+  if (!m) throw new Error(`cannot read the ClickHouse version from ${JSON.stringify(text)}`);
+  return { major: Number(m[1]), minor: Number(m[2]), text: text.trim() };
+}
+
+/**
+ * How `event_time` is stored. DateTime64 exists from ClickHouse 20.1; older servers (18.16, our
+ * test server) get DateTime, which has whole seconds only, and a narrower range.
+ */
+export type EventTimeType = { kind: 'DateTime64'; scale: number } | { kind: 'DateTime' };
+
+export function supportsDateTime64(v: Pick<ServerVersion, 'major' | 'minor'>): boolean {
+  return v.major > 20 || (v.major === 20 && v.minor >= 1);
+}
+
+/** The `event_time` type a new table gets on this server (the DDL text, without Nullable). */
+export function eventTimeTypeFor(v: Pick<ServerVersion, 'major' | 'minor'>): string {
+  return supportsDateTime64(v) ? "DateTime64(6, 'UTC')" : "DateTime('UTC')";
+}
+
+/**
+ * Reads a column type as system.columns prints it (`Nullable(DateTime64(6, 'UTC'))`); null for
+ * anything that is not a DateTime/DateTime64. The consumer reads the real column rather than the
+ * version: a table created on 18.16 keeps DateTime after the server is upgraded.
+ */
+export function parseEventTimeType(type: string): EventTimeType | null {
+  const inner = /^Nullable\((.*)\)$/.exec(type.trim())?.[1] ?? type.trim();
+  const m64 = /^DateTime64\((\d)(?:,\s*'[^']*')?\)$/.exec(inner);
+  if (m64) return { kind: 'DateTime64', scale: Number(m64[1]) };
+  if (/^DateTime(\('[^']*'\))?$/.test(inner)) return { kind: 'DateTime' };
+  return null;
+}
+
+/** The type of user_login.event_time in the client's database; null when the table is missing. */
+export const EVENT_TIME_COLUMN = `
+SELECT type
+  FROM system.columns
+ WHERE database = currentDatabase() AND table = 'user_login' AND name = 'event_time'`;
+
+export async function readEventTimeType(client: ClickHouseClient): Promise<{ raw: string; type: EventTimeType | null } | null> {
+  const rows = await (await client.query({ query: EVENT_TIME_COLUMN, format: 'JSONEachRow' })).json<{ type: string }>();
+  const raw = rows[0]?.type;
+  return raw === undefined ? null : { raw, type: parseEventTimeType(raw) };
+}
+
+/** Now as a DateTime('UTC') literal, 'YYYY-MM-DD HH:MM:SS'. */
+export function clickhouseNow(now: Date = new Date()): string {
+  return now.toISOString().slice(0, 19).replace('T', ' ');
+}
