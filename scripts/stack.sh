@@ -16,9 +16,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 HERE=$ROOT/scripts/stack
 
-PG_PORT=5432
-KAFKA_PORT=9092
-CH_HTTP_PORT=8123
+# Standard ports by default. A second stack beside the first (e.g. for the fault-injection suite
+# or the benchmark, so they never stop the servers other tests use) sets its own STACK_DIR and
+# STACK_*_PORT values.
+PG_PORT=${STACK_PG_PORT:-5432}
+KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${STACK_KAFKA_CONTROLLER_PORT:-9093}
+CH_HTTP_PORT=${STACK_CH_HTTP_PORT:-8123}
+CH_TCP_PORT=${STACK_CH_TCP_PORT:-9000}
+CH_INTERSERVER_PORT=${STACK_CH_INTERSERVER_PORT:-9009}
 PG_PASSWORD=postgres
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -110,7 +116,7 @@ pg_down() {
 # ---------------------------------------------------------------- Kafka
 KAFKA_DIR=$STACK_DIR/kafka
 KAFKA_PID=$KAFKA_DIR/kafka.pid
-kafka_ready() { node "$HERE/probe.mjs" kafka; }
+kafka_ready() { node "$HERE/probe.mjs" kafka "127.0.0.1:$KAFKA_PORT"; }
 
 kafka_up() {
   if pid_alive "$KAFKA_PID"; then
@@ -129,7 +135,8 @@ kafka_up() {
     mv "$KAFKA_DIR/libs.partial" "$KAFKA_DIR/libs"
   fi
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  sed "s#@DATA@#$KAFKA_DIR/data#" "$HERE/kafka-server.properties" >"$KAFKA_DIR/server.properties"
+  sed -e "s#@DATA@#$KAFKA_DIR/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    "$HERE/kafka-server.properties" >"$KAFKA_DIR/server.properties"
   local java_opts=(-Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$HERE/kafka-log4j2.properties" "-Dkafka.logs.dir=$KAFKA_DIR/logs")
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
@@ -167,6 +174,9 @@ ch_up() {
       -e "s#/var/lib/clickhouse/#$CH_DIR/data/#" \
       -e "s#/var/log/clickhouse-server/#$CH_DIR/log/#" \
       -e "s#<listen_host>::1</listen_host>##" \
+      -e "s#<http_port>8123</http_port>#<http_port>$CH_HTTP_PORT</http_port>#" \
+      -e "s#<tcp_port>9000</tcp_port>#<tcp_port>$CH_TCP_PORT</tcp_port>#" \
+      -e "s#<interserver_http_port>9009</interserver_http_port>#<interserver_http_port>$CH_INTERSERVER_PORT</interserver_http_port>#" \
       /etc/clickhouse-server/config.xml >"$CH_DIR/config.xml"
   cp /etc/clickhouse-server/users.xml "$CH_DIR/users.xml"
   log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT"

@@ -42,7 +42,7 @@ export interface VerifyOptions {
   rangesPerQuery?: number;
 }
 
-export interface VerifyReport {
+export interface VerifyReport extends Tally {
   /** Rows of PostgreSQL's user_login. */
   postgresRows: number;
   /** Rows of ClickHouse's user_login, duplicates included (count() without FINAL). */
@@ -51,18 +51,6 @@ export interface VerifyReport {
   pending: number;
   /** Rows recorded in streamer_failed_rows (Kafka refused them). */
   failed: number;
-  /** Ids PostgreSQL marked sent (sent_to_kafka = TRUE) that ClickHouse does not have. Fails verify. */
-  missing: number;
-  /** Ids not marked sent (pending or failed) that ClickHouse does not have yet. Does not fail verify. */
-  notYetSent: number;
-  /** Ids ClickHouse holds more than once (not merged away yet). Fails verify. */
-  duplicated: number;
-  /** Ids ClickHouse has and PostgreSQL does not (deleted from PostgreSQL since). Does not fail verify. */
-  extra: number;
-  missingExamples: number[];
-  notYetSentExamples: number[];
-  duplicatedExamples: number[];
-  extraExamples: number[];
   rangeSize: number;
   /** Non-empty ranges compared. */
   rangesChecked: number;
@@ -136,9 +124,13 @@ export function sumsEqual(a: RangeSums | undefined, b: RangeSums | undefined): b
 
 /** The running result of the id-by-id comparisons. */
 export interface Tally {
+  /** Ids PostgreSQL marked sent (sent_to_kafka = TRUE) that ClickHouse does not have. Fails verify. */
   missing: number;
+  /** Ids not marked sent (pending or failed) that ClickHouse does not have yet. Does not fail verify. */
   notYetSent: number;
+  /** Ids ClickHouse holds more than once (not merged away yet). Fails verify. */
   duplicated: number;
+  /** Ids ClickHouse has and PostgreSQL does not (deleted from PostgreSQL since). Does not fail verify. */
   extra: number;
   missingExamples: number[];
   notYetSentExamples: number[];

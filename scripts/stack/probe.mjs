@@ -1,5 +1,6 @@
 // Readiness probe for scripts/stack.sh: a real request, not just an open port.
-// `node probe.mjs kafka` exits 0 when a broker on 127.0.0.1:9092 answers a metadata request.
+// `node probe.mjs kafka [host:port]` exits 0 when a broker (default 127.0.0.1:9092) answers a
+// metadata request.
 import { Kafka, logLevel } from 'kafkajs';
 
 const what = process.argv[2];
@@ -9,7 +10,7 @@ if (what !== 'kafka') {
 }
 const kafka = new Kafka({
   clientId: 'stack-probe',
-  brokers: ['127.0.0.1:9092'],
+  brokers: [process.argv[3] ?? '127.0.0.1:9092'],
   logLevel: logLevel.NOTHING,
   connectionTimeout: 1000,
   retry: { retries: 0 },

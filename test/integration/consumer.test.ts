@@ -8,6 +8,7 @@ import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
 import { formatEventTime } from '../../src/sink.js';
 import { caughtUp, chCount, chQuery, produce, readTopic, testLogger, waitFor, whileUnreachable, clickhouseAway } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
+import { SEED_ROWS } from '../support/pg.js';
 
 let iso: Isolated;
 let consumer: RunningConsumer | null = null;
@@ -74,19 +75,7 @@ describe('consumer: Kafka → ClickHouse', () => {
   });
 
   it("stores the seed's ten rows with exactly their values", async () => {
-    const seed: [string, string, string][] = [
-      ['john_doe', 'login', '2023-10-26 10:00:00'],
-      ['jane_smith', 'register', '2023-10-26 10:15:00'],
-      ['john_doe', 'purchase', '2023-10-26 10:30:00'],
-      ['bob_builder', 'login', '2023-10-26 11:00:00'],
-      ['alice_wonderland', 'register', '2023-10-26 11:15:00'],
-      ['bob_builder', 'purchase', '2023-10-26 11:30:00'],
-      ['john_doe', 'logout', '2023-10-26 12:00:00'],
-      ['jane_smith', 'login', '2023-10-26 12:15:00'],
-      ['john_doe', 'login', '2024-11-15 14:00:00'],
-      ['jane_smith', 'register', '2024-11-15 14:15:00'],
-    ];
-    const rows = seed.map(([username, event_type, t], i) => ({ id: i + 1, username, event_type, event_time: `${t}.000000` }));
+    const rows = SEED_ROWS.map(([username, event_type, t], i) => ({ id: i + 1, username, event_type, event_time: `${t}.000000` }));
     await send(rows);
     await waitFor(() => chCount(iso.config, 'id BETWEEN 1 AND 10'), (n) => n >= 10, 'the ten seed rows');
     expect(await rowsBetween(1, 10)).toEqual(

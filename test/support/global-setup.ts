@@ -44,7 +44,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (!usesDefaults) {
       throw new Error(`these test services do not answer: ${missing.join('; ')}`);
     }
-    const wasUp = existsSync(path.join(ROOT, '.stack/kafka/kafka.pid'));
+    const wasUp = existsSync(path.join(process.env.STACK_DIR ?? path.join(ROOT, '.stack'), 'kafka/kafka.pid'));
     console.log(`[tests] not answering: ${missing.join('; ')} — bringing up the native stack`);
     stack('up');
     const still = await probeAll(wanted);

@@ -9,9 +9,11 @@ import path from 'node:path';
 import { ROOT } from './cli.js';
 import { waitFor } from './wait.js';
 
+// The stack's folder: STACK_DIR when a run uses a stack of its own (scripts/stack.sh honours it).
+const STACK_DIR = process.env.STACK_DIR ?? path.join(ROOT, '.stack');
 const PID_FILES = {
-  kafka: '.stack/kafka/kafka.pid',
-  clickhouse: '.stack/clickhouse/clickhouse.pid',
+  kafka: 'kafka/kafka.pid',
+  clickhouse: 'clickhouse/clickhouse.pid',
 } as const;
 
 export type StoppableService = keyof typeof PID_FILES;
@@ -26,7 +28,7 @@ function alive(pid: number): boolean {
 }
 
 export async function stopService(service: StoppableService): Promise<void> {
-  const file = path.join(ROOT, PID_FILES[service]);
+  const file = path.join(STACK_DIR, PID_FILES[service]);
   if (!existsSync(file)) {
     throw new Error(`${service} was not started by the native stack (${file} is missing): this test stops and restarts it, so run it against "npm run stack:up"`);
   }
@@ -41,7 +43,7 @@ export function startService(): void {
 
 /** PostgreSQL restart through pg_ctl (the stack's own cluster). */
 export function restartPostgres(): void {
-  const started = path.join(ROOT, '.stack/postgres/started');
+  const started = path.join(STACK_DIR, 'postgres/started');
   if (!existsSync(started)) throw new Error('PostgreSQL was not started by the native stack: this test restarts it');
   const data = readFileSync(started, 'utf8').trim();
   const bin = execFileSync('bash', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1']).toString().trim();
