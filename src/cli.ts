@@ -10,12 +10,13 @@ import { startConsumer } from './consumer.js';
 import { StreamerError } from './errors.js';
 import { startHttpServer } from './http.js';
 import { createLogger, type Logger } from './logger.js';
+import { registerGauge } from './metrics.js';
 import { migratePostgres } from './pg-migrate.js';
 import { startProducer, sweepOnce } from './producer.js';
 import { progressReporter } from './progress.js';
 import { redactText } from './redact.js';
 import { onShutdown } from './signals.js';
-import { formatStatus, status } from './status.js';
+import { formatStatus, kafkaStatus, status } from './status.js';
 import { verify } from './verify.js';
 import { formatVerify } from './verify-format.js';
 
@@ -182,6 +183,12 @@ async function runServices(config: Config, logger: Logger, which: { producer: bo
       stops.push(() => c.stop());
       dones.push(c.done);
       readiness.push(() => (c.ready ? null : 'consumer: cannot store batches in ClickHouse or commit to Kafka'));
+      registerGauge(
+        'streamer_consumer_lag',
+        'Messages of KAFKA_TOPIC not yet committed by KAFKA_GROUP_ID, per partition (read at scrape time)',
+        async () => (await kafkaStatus(config, logger)).partitions.map((p) => ({ labels: { partition: String(p.partition) }, value: p.lag })),
+        ['partition'],
+      );
     }
     if (which.producer) {
       const p = await startProducer(config, logger);

@@ -102,7 +102,7 @@ async function postgresStatus(config: Config, logger: Logger): Promise<StatusRep
   }
 }
 
-async function kafkaStatus(config: Config, logger: Logger): Promise<StatusReport['kafka']> {
+export async function kafkaStatus(config: Config, logger: Logger): Promise<StatusReport['kafka']> {
   const topic = config.kafkaTopic;
   const group = config.kafkaGroupId;
   const admin = createKafka(config, logger, '-status').admin();

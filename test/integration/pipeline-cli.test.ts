@@ -73,11 +73,24 @@ describe('streamer migrate + run + verify + status (CLI)', () => {
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, notReady: [] });
-    const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/^streamer_rows_published_total 11$/m);
-    expect(metrics).toMatch(/^streamer_rows_inserted_total 11$/m);
-    expect(metrics).toMatch(/^streamer_pending_rows 0$/m);
-    expect(metrics).toMatch(/^streamer_claim_to_clickhouse_seconds_count 11$/m);
+    // Counters move right after the acknowledgements the rows' arrival depends on (the producer's
+    // COMMIT can land a moment after the row is visible in ClickHouse): poll until they settle.
+    const expected = [
+      /^streamer_rows_published_total 11$/m,
+      /^streamer_rows_inserted_total 11$/m,
+      /^streamer_pending_rows 0$/m,
+      /^streamer_claim_to_clickhouse_seconds_count 11$/m,
+      /^streamer_consumer_lag\{partition="\d+"\} \d+$/m,
+      /^streamer_consumer_batch_rows_count \d+$/m,
+      /^streamer_producer_batch_rows_count \d+$/m,
+      /^streamer_dead_letters_total 0$/m,
+      /^streamer_failed_rows 0$/m,
+    ];
+    const metrics = await waitFor('the metrics of 11 rows', async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      return expected.every((re) => re.test(text)) ? text : undefined;
+    }, 30_000, 200);
+    for (const re of expected) expect(metrics).toMatch(re);
   });
 
   it('verify passes on a clean run; status --json has the documented shape', async () => {
