@@ -38,6 +38,15 @@ export interface ProducerStats {
 /** One batch: claim, publish, mark (and record refused rows), in one transaction. */
 export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize: number, log: Logger): Promise<BatchResult> {
   const client = await pool.connect();
+  // pg-pool stops listening for a client's errors while it is checked out, and while the batch is
+  // published no query is in flight to receive one: a PostgreSQL restart then (FATAL 57P01) was an
+  // unhandled 'error' event that killed the process. Kept here, the error fails the next query
+  // instead, and the batch rolls back like any other PostgreSQL failure.
+  let connectionLost: Error | undefined;
+  const onError = (err: Error) => {
+    connectionLost ??= err;
+  };
+  client.on('error', onError);
   let released = false;
   try {
     await client.query('BEGIN');
@@ -73,11 +82,15 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize:
   } catch (err) {
     // A dead connection cannot roll back; PostgreSQL rolls back when the session ends.
     await client.query('ROLLBACK').catch(() => {});
-    client.release(isPgConnectionError(err) ? (err as Error) : undefined);
+    // A broken connection is discarded (our listener stays on it: it may still emit).
+    client.release(connectionLost ?? (isPgConnectionError(err) ? (err as Error) : undefined));
     released = true;
     throw err;
   } finally {
-    if (!released) client.release();
+    if (!released) {
+      if (!connectionLost) client.off('error', onError);
+      client.release(connectionLost);
+    }
   }
 }
 

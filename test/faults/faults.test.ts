@@ -1,0 +1,284 @@
+// Fault injection under load (`npm run test:faults`): the REAL CLI processes (`streamer producer`,
+// `consumer`, `run`) as children, rows streaming into PostgreSQL the whole time, and
+//   - SIGKILL of the producer, of the consumer, of `streamer run`, at random moments, each time
+//     restarted;
+//   - Kafka stopped and started, ClickHouse stopped and started, PostgreSQL restarted;
+//   - two producers and two consumers side by side, with rebalances.
+// Each scenario has its own database, topic and ClickHouse database; it ends when the load has
+// stopped and `streamer status --json` shows nothing pending and no lag, with `streamer verify`:
+// every PostgreSQL row in ClickHouse exactly once. A merge-proof audit table (support.ts) also
+// counts every duplicate insert that ever reached ClickHouse. The table at the end sums it up.
+//
+// Needs the native stack (it stops and restarts its servers): run it against a stack of its own
+// (STACK_DIR, STACK_*_PORT and the three service URLs), never beside other suites.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+import { isolate, type Isolated } from '../support/isolation.js';
+import { restartPostgres, stopService, type StoppableService } from '../support/outage.js';
+import {
+  createAudit,
+  fenceDeadMembers,
+  formatTable,
+  grepIds,
+  logDir,
+  logTotals,
+  readAudit,
+  rng,
+  Service,
+  settings,
+  sleep,
+  startLoad,
+  startServiceAsync,
+  topicMessages,
+  verifyJson,
+  waitDrained,
+  type Role,
+  type ScenarioResult,
+} from './support.js';
+
+const random = rng(settings.seed);
+const results: ScenarioResult[] = [];
+const suiteStarted = Date.now();
+
+interface Ctx {
+  iso: Isolated;
+  /** Starts a supervised CLI process of this scenario (its log: <logDir>/<scenario>.<name>.log). */
+  service(name: string, role: Role): Service;
+}
+
+interface Driven {
+  kills: number;
+  /** Kills that landed right after a ClickHouse insert, before the offset commit. */
+  aimed?: number;
+  outages: number;
+}
+
+/**
+ * One scenario: fresh isolation, migrate, audit view, load on, `drive` (starts the processes and
+ * does the damage, leaving a working set running), load off, drain, verify, report.
+ */
+async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>): Promise<void> {
+  const started = Date.now();
+  const iso = await isolate({ LOG_LEVEL: 'debug', SWEEP_INTERVAL_MS: '2000', RETRY_MAX_DELAY_MS: '2000', HTTP_PORT: '0' });
+  const cliEnv = { ...iso.env, LOG_LEVEL: 'warn' };
+  const services: Service[] = [];
+  const load = { current: null as ReturnType<typeof startLoad> | null };
+  try {
+    const m = await runCli(['migrate'], cliEnv);
+    expect(m.code, m.stderr).toBe(0);
+    await createAudit(iso.config);
+    load.current = startLoad(iso.config);
+    const ctx: Ctx = {
+      iso,
+      service(svcName, role) {
+        const s = new Service(svcName, role, iso.env, path.join(logDir(), `${name}.${svcName}.log`));
+        services.push(s);
+        s.start();
+        return s;
+      },
+    };
+    const driven = await drive(ctx);
+    await load.current.stop();
+    const status = await waitDrained(cliEnv);
+    const v = await verifyJson(cliEnv);
+    const audit = await readAudit(iso.config);
+    const logs = services.map((s) => s.logFile);
+    const totals = logTotals([...new Set(logs)]);
+    const crashes = services.reduce((n, s) => n + s.crashes, 0);
+    const r = v.report;
+    const problems: string[] = [];
+    if (v.code !== 0 || !r) problems.push(`verify exit ${v.code}${v.stderr ? `: ${v.stderr.trim()}` : ''}`);
+    if (r && r.postgresRows !== r.clickhouseRows) problems.push(`PostgreSQL ${r.postgresRows} rows, ClickHouse ${r.clickhouseRows}`);
+    if (audit.duplicates > 0 && settings.auditFails) problems.push(`${audit.duplicates} duplicate inserts reached ClickHouse`);
+    if (crashes > 0) problems.push(`${crashes} unexpected exits`);
+    const result: ScenarioResult = {
+      scenario: name,
+      rows: status.postgres.total,
+      kills: driven.kills,
+      aimed: driven.aimed ?? 0,
+      outages: driven.outages,
+      crashes,
+      topicMessages: await topicMessages(iso.config),
+      skipped: totals.skipped,
+      lost: r?.missing ?? -1,
+      duplicated: r?.duplicated ?? -1,
+      auditDuplicates: audit.duplicates,
+      seconds: (Date.now() - started) / 1000,
+      ok: problems.length === 0,
+      note: problems.join('; '),
+    };
+    results.push(result);
+    if (!result.ok || audit.duplicates > 0) {
+      // Everything needed to dig in: the ids, where they were read, what the logs say about them.
+      const ids = [...(r?.missingExamples ?? []), ...(r?.duplicatedExamples ?? []), ...audit.examples.map((e) => e.id)];
+      console.error(
+        `[faults] ${name}: ${result.note || `${audit.duplicates} duplicate inserts reached ClickHouse (FAULTS_AUDIT_FAIL=0: reported only)`}\n` +
+          `verify: ${JSON.stringify(r)}\n` +
+          `duplicate inserts (id, copies, partition:offset@ingested_at): ${JSON.stringify(audit.examples)}\n` +
+          `crashes: ${services.flatMap((s) => s.notes).join('\n') || 'none'}\n` +
+          `log lines about those ids:\n${grepIds([...new Set(logs)], ids).join('\n')}\n` +
+          `logs: ${logDir()}`,
+      );
+    }
+    expect(result.note).toBe('');
+    expect(result.rows).toBeGreaterThan(0);
+  } finally {
+    await load.current?.stop();
+    await Promise.all(services.map((s) => s.stop()));
+    await iso.cleanup().catch((err: unknown) => console.warn(`[faults] cleanup of ${name}: ${String(err)}`));
+  }
+}
+
+/** The consumer's debug line after a ClickHouse insert that stored rows, before the offset commit. */
+const STORED = /"inserted":[1-9]\d*,.*"msg":"batch stored"/;
+
+/**
+ * Kills `s` at a random moment: mostly 0…maxUpMs after it is ready, sometimes while it starts.
+ * With `aim`, instead right after a batch is stored in ClickHouse and before its offsets are
+ * committed (see Service.kill9OnLine). Returns whether an aimed kill saw its line.
+ */
+async function killAtRandomMoment(ctx: Ctx, s: Service, aim: boolean): Promise<boolean> {
+  let hit = false;
+  if (aim) {
+    await s.ready();
+    await sleep(random() * settings.maxUpMs * 0.5);
+    hit = await s.kill9OnLine(STORED);
+  } else {
+    if (random() < 0.15) {
+      await sleep(random() * 1000);
+    } else {
+      await s.ready();
+      await sleep(random() * settings.maxUpMs);
+    }
+    await s.kill9();
+  }
+  // No consumer of the group is alive now: hand its partitions over at once (settings.fence).
+  if (s.role !== 'producer' && settings.fence) await fenceDeadMembers(ctx.iso.config);
+  if (random() < 0.5) await sleep(random() * 300);
+  return hit;
+}
+
+/** `kills` SIGKILLs of `s`, restarted each time; every other one aimed when `s` consumes. */
+async function killLoop(ctx: Ctx, s: Service, kills: number): Promise<Driven> {
+  let aimed = 0;
+  for (let i = 0; i < kills; i++) {
+    if (await killAtRandomMoment(ctx, s, s.role !== 'producer' && i % 2 === 1)) aimed++;
+    s.start();
+  }
+  await s.ready();
+  return { kills: s.kills, aimed, outages: 0 };
+}
+
+/** Stops a server of the stack at a random moment, keeps it down `outageMs`, starts it again. */
+async function outageLoop(service: StoppableService | 'postgres', services: Service[]): Promise<number> {
+  await Promise.all(services.map((s) => s.ready()));
+  for (let i = 0; i < settings.outages; i++) {
+    await sleep(2000 + random() * 2000);
+    if (service === 'postgres') {
+      restartPostgres(); // pg_ctl restart -m fast: every connection is cut, the server is back at once
+    } else {
+      await stopService(service);
+      await sleep(settings.outageMs);
+      await startServiceAsync();
+    }
+  }
+  await sleep(3000); // rows keep coming in after the last outage too
+  return settings.outages;
+}
+
+const wanted = (name: string) => settings.only.length === 0 || settings.only.includes(name);
+// Generous per-scenario limits: real restarts and rejoins take seconds each.
+const KILL_TIMEOUT = 600_000 + settings.kills * 30_000;
+
+describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})`, () => {
+  afterAll(async () => {
+    // After a failed outage scenario, leave the stack up for whatever runs next.
+    await startServiceAsync().catch(() => {});
+    if (results.length === 0) return;
+    const table = formatTable(results);
+    const summary =
+      `streamer fault injection — profile ${settings.profile}, seed ${settings.seed}, ` +
+      `${((Date.now() - suiteStarted) / 1000).toFixed(0)} s\n` +
+      `sizes: ${JSON.stringify({ ...settings, logDir: undefined, only: undefined })}\n\n${table}\n\n` +
+      `rows: in PostgreSQL at the end; kills (aimed): SIGKILLs (of them, right after a ClickHouse insert,\n` +
+      `before the offset commit); topic msgs: messages in Kafka (republished = the at-least-once\n` +
+      `re-publishes after a producer kill or outage); skipped: ids the consumers dropped because\n` +
+      `ClickHouse had them already; lost / duplicated: streamer verify's missing / duplicated;\n` +
+      `dup inserts: duplicate inserts that ever reached ClickHouse (audit view, merge-proof).\n` +
+      `logs: ${settings.logDir}\n`;
+    writeFileSync(path.join(logDir(), 'summary.txt'), summary);
+    console.log(`\n${summary}`);
+  });
+
+  it.skipIf(!wanted('producer-kill'))(`producer: SIGKILL ×${settings.kills} at random moments, restarted each time`, async () => {
+    await scenario('producer-kill', async (ctx) => {
+      const consumer = ctx.service('consumer', 'consumer');
+      await consumer.ready();
+      const producer = ctx.service('producer', 'producer');
+      return killLoop(ctx, producer, settings.kills);
+    });
+  }, KILL_TIMEOUT);
+
+  it.skipIf(!wanted('consumer-kill'))(`consumer: SIGKILL ×${settings.kills} at random moments, restarted each time`, async () => {
+    await scenario('consumer-kill', async (ctx) => {
+      const producer = ctx.service('producer', 'producer');
+      await producer.ready();
+      const consumer = ctx.service('consumer', 'consumer');
+      return killLoop(ctx, consumer, settings.kills);
+    });
+  }, KILL_TIMEOUT);
+
+  it.skipIf(!wanted('run-kill') || settings.runKills === 0)(`streamer run: SIGKILL ×${settings.runKills} at random moments, restarted each time`, async () => {
+    await scenario('run-kill', async (ctx) => {
+      const run = ctx.service('run', 'run');
+      return killLoop(ctx, run, settings.runKills);
+    });
+  }, KILL_TIMEOUT);
+
+  it.skipIf(!wanted('kafka-outage'))(`Kafka stopped and started ×${settings.outages} (producer + consumer)`, async () => {
+    await scenario('kafka-outage', async (ctx) => {
+      const s = [ctx.service('producer', 'producer'), ctx.service('consumer', 'consumer')];
+      return { kills: 0, outages: await outageLoop('kafka', s) };
+    });
+  }, 600_000);
+
+  it.skipIf(!wanted('clickhouse-outage'))(`ClickHouse stopped and started ×${settings.outages} (streamer run)`, async () => {
+    await scenario('clickhouse-outage', async (ctx) => {
+      const s = [ctx.service('run', 'run')];
+      return { kills: 0, outages: await outageLoop('clickhouse', s) };
+    });
+  }, 600_000);
+
+  it.skipIf(!wanted('postgres-restart'))(`PostgreSQL restarted ×${settings.outages} (producer + consumer)`, async () => {
+    await scenario('postgres-restart', async (ctx) => {
+      const s = [ctx.service('producer', 'producer'), ctx.service('consumer', 'consumer')];
+      return { kills: 0, outages: await outageLoop('postgres', s) };
+    });
+  }, 600_000);
+
+  it.skipIf(!wanted('two-and-two'))(`two producers and two consumers side by side, ${settings.rebalances} graceful restarts`, async () => {
+    await scenario('two-and-two', async (ctx) => {
+      const producers = [ctx.service('producer-a', 'producer'), ctx.service('producer-b', 'producer')];
+      const consumers = [ctx.service('consumer-a', 'consumer')];
+      await consumers[0]!.ready();
+      // The second consumer joins under load: the first rebalance.
+      consumers.push(ctx.service('consumer-b', 'consumer'));
+      await Promise.all([...producers, ...consumers].map((s) => s.ready()));
+      // Then, at even intervals, one of them leaves and comes back (two rebalances each time, for
+      // a consumer) — a graceful restart, as a deploy does; SIGKILLs are the other scenarios' business.
+      const every = settings.concurrentMs / (settings.rebalances + 1);
+      const end = Date.now() + settings.concurrentMs;
+      for (let i = 0; i < settings.rebalances; i++) {
+        await sleep(Math.max(0, Math.min(every, end - Date.now())));
+        const pick = i % 4; // consumer-a, producer-a, consumer-b, producer-b, …
+        const s = pick % 2 === 0 ? consumers[pick === 0 ? 0 : 1]! : producers[pick === 1 ? 0 : 1]!;
+        await s.restart();
+        await s.ready();
+      }
+      await sleep(Math.max(0, end - Date.now()));
+      return { kills: 0, outages: 0 };
+    });
+  }, 600_000);
+});
