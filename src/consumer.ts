@@ -66,16 +66,37 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
   const totals = { inserted: 0, duplicates: 0, deadLettered: 0 };
   let storeFailing = false;
 
+  // Per partition, the highest offset stored in ClickHouse (or dead-lettered) by this process.
+  const storedUpTo = new Map<number, bigint>();
+  const stored = new Signal();
+
+  /**
+   * kafkajs hands over one partition's batch; it returns only once those messages are stored and
+   * their offsets committed. A rebalance waits for running eachBatch calls, so a consumer never
+   * holds messages of a partition that has moved to another member (which would then read them
+   * from the older committed offset and insert them too, before either could see the other's
+   * rows). Batches of several partitions still share one insert: kafkajs runs several eachBatch
+   * calls at once (partitionsConsumedConcurrently) and the flusher takes them together.
+   */
   async function onMessages(messages: InboundMessage[], heartbeat: () => Promise<void>): Promise<void> {
-    // Back-pressure: while a full batch waits (ClickHouse slow or down), stop taking more, and keep
-    // the group membership alive meanwhile (session timeout 30 s, heartbeat every 3 s).
+    if (messages.length === 0) return;
+    // Heartbeats keep the membership while we wait; one that reports a rebalance is not acted on
+    // here: the messages are stored first, then kafkajs rejoins.
+    const beat = () => heartbeat().catch(() => {});
+    // Back-pressure: while a full batch waits (ClickHouse slow or down), stop taking more.
     while (buffer.full() && !stopping) {
       await freed.wait(3000);
-      await heartbeat();
+      await beat();
     }
     if (stopping) return; // not stored, never committed: the next run reads it again
     buffer.add(messages);
     added.notify();
+    const partition = messages[0]!.partition;
+    const last = messages.reduce((max, m) => (BigInt(m.offset) > max ? BigInt(m.offset) : max), -1n);
+    while (!stopping && (storedUpTo.get(partition) ?? -1n) < last) {
+      await stored.wait(3000);
+      await beat();
+    }
   }
 
   /** decode → store → dead-letter. Throws when a service is unavailable; safe to repeat. */
@@ -133,6 +154,10 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
         await sleep(delayMs, abort.signal);
       }
     }
+    for (const [partition, next] of nextOffsets(batch)) {
+      const upTo = BigInt(next) - 1n;
+      if ((storedUpTo.get(partition) ?? -1n) < upTo) storedUpTo.set(partition, upTo);
+    }
     try {
       await k.commit(nextOffsets(batch));
     } catch (err) {
@@ -140,6 +165,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       // later, and the sink finds every id of it already stored.
       log.warn({ err: describeError(err) }, 'offset commit failed; the batch will be redelivered and skipped as duplicates');
     }
+    stored.notify();
   }
 
   const flusher = (async () => {
@@ -164,6 +190,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       k.pause();
       added.notify();
       freed.notify();
+      stored.notify();
       abort.abort();
       let failure: unknown = null;
       await flusher.catch((err: unknown) => (failure = err));
@@ -346,6 +373,8 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
     await c.connect();
     await c.subscribe({ topic: config.kafkaTopic, fromBeginning: true });
     await c.run({
+      // Every partition's batch may be in flight at once, so that they share one insert.
+      partitionsConsumedConcurrently: 64,
       autoCommit: false, // committed by us, after ClickHouse and the dead-letter topic acknowledged
       eachBatchAutoResolve: true, // the fetch position moves on; the commit is ours alone
       eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {

@@ -73,8 +73,6 @@ export const settings = {
   auditFails: envInt('FAULTS_AUDIT_FAIL', 1, 1) !== 0,
   /** FAULTS_SEED: seeds every random choice (default: time-based, printed). */
   seed: envInt('FAULTS_SEED', Date.now() % 2 ** 31, Date.now() % 2 ** 31),
-  /** FAULTS_SCENARIOS: comma-separated names to run (default: all). */
-  only: (process.env.FAULTS_SCENARIOS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
   /** FAULTS_LOG_DIR: where the children's logs go (kept after the run). */
   logDir: process.env.FAULTS_LOG_DIR ?? path.join(os.tmpdir(), `streamer-faults-${new Date().toISOString().replace(/[:.]/g, '-')}`),
 };
