@@ -355,7 +355,9 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
       // rebalance wait for the fetch in flight. kafkajs's default is 5 s.
       minBytes: 1,
       maxWaitTimeInMs: 500,
-      sessionTimeout: 30_000,
+      // 10 s (broker minimum 6 s): after a broker restart the group waits out the old member's
+      // session before the new one joins; 30 s (kafkajs's default) stalled consumption that long.
+      sessionTimeout: 10_000,
       heartbeatInterval: 3000,
       retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000, restartOnFailure: async () => true },
     });
