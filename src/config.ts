@@ -44,7 +44,9 @@ export interface Config {
   consumerMaxBatchRows: number;
   /**
    * CONSUMER_FLUSH_MS — how long the first row of a batch may wait for more before the insert.
-   * Lower: less latency at light load, more (smaller) ClickHouse parts. Default 50
+   * Lower: less latency at light load, more (smaller) ClickHouse parts. Default 10 (measured at
+   * 1,000 rows/s: p50 66 ms / p99 128 ms at 10, 113 / 205 ms at 50; 23 vs 13 inserts/s, 5 active
+   * parts either way — see README "Performance").
    */
   consumerFlushMs: number;
   /** HTTP_PORT — /healthz, /readyz, /metrics on 127.0.0.1; 0 turns the server off. Default 9464 */
@@ -151,7 +153,7 @@ export function loadConfig(env: Env = process.env): Config {
     producerBatchSize: int('PRODUCER_BATCH_SIZE', 2000, 1, 100_000),
     sweepIntervalMs: int('SWEEP_INTERVAL_MS', 30_000, 100, 86_400_000),
     consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
-    consumerFlushMs: int('CONSUMER_FLUSH_MS', 50, 0, 60_000),
+    consumerFlushMs: int('CONSUMER_FLUSH_MS', 10, 0, 60_000),
     httpPort: int('HTTP_PORT', 9464, 0, 65535),
     retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 100, 600_000),
   };
