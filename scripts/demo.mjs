@@ -5,6 +5,7 @@
 // stops what it started. It works in its own PostgreSQL database, ClickHouse database and topic
 // (all named streamer_demo…), recreated on every run, so it never touches other data.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
@@ -27,18 +28,8 @@ const env = {
   HTTP_PORT: '0',
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
 };
-const SEED = [
-  ['john_doe', 'login', '2023-10-26 10:00:00'],
-  ['jane_smith', 'register', '2023-10-26 10:15:00'],
-  ['john_doe', 'purchase', '2023-10-26 10:30:00'],
-  ['bob_builder', 'login', '2023-10-26 11:00:00'],
-  ['alice_wonderland', 'register', '2023-10-26 11:15:00'],
-  ['bob_builder', 'purchase', '2023-10-26 11:30:00'],
-  ['john_doe', 'logout', '2023-10-26 12:00:00'],
-  ['jane_smith', 'login', '2023-10-26 12:15:00'],
-  ['john_doe', 'login', '2024-11-15 14:00:00'], // the seed's two "fresher" rows
-  ['jane_smith', 'register', '2024-11-15 14:15:00'],
-];
+// The seed's table and ten rows, exactly as the seed README gives them (the two "fresher" ones too).
+const SEED_SQL = readFileSync(path.join(ROOT, 'sql/seed/user_login.sql'), 'utf8');
 
 const say = (text) => console.log(`\n▶ ${text}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -88,10 +79,9 @@ async function main() {
   await ch.command({ query: `DROP DATABASE IF EXISTS ${DEMO}` });
   const db = new pg.Client({ connectionString: env.DATABASE_URL });
   await db.connect();
-  await db.query(`CREATE TABLE user_login (
-    id SERIAL PRIMARY KEY, username TEXT, event_type TEXT, event_time TIMESTAMP, sent_to_kafka BOOLEAN DEFAULT FALSE)`);
-  for (const [u, e, t] of SEED) await db.query('INSERT INTO user_login (username, event_type, event_time) VALUES ($1, $2, $3)', [u, e, t]);
-  console.log(`${SEED.length} rows, none sent to Kafka yet`);
+  await db.query(SEED_SQL);
+  const seeded = Number((await db.query('SELECT count(*) AS n FROM user_login')).rows[0].n);
+  console.log(`${seeded} rows, none sent to Kafka yet`);
 
   say('streamer migrate');
   if (streamer(['migrate']) !== 0) throw new Error('streamer migrate failed');
@@ -100,7 +90,7 @@ async function main() {
   run = spawn(process.execPath, [BIN, 'run'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const chCount = async () => Number((await (await ch.query({ query: `SELECT count() AS n FROM ${DEMO}.user_login`, format: 'JSONEachRow' })).json())[0].n);
   const deadline = Date.now() + 60_000;
-  while ((await chCount().catch(() => 0)) < SEED.length) {
+  while ((await chCount().catch(() => 0)) < seeded) {
     if (Date.now() > deadline || run.exitCode !== null) throw new Error('the seed rows did not reach ClickHouse within 60 s');
     await sleep(20);
   }
