@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchBuffer, nextOffsets } from '../../src/consumer.js';
+import { BatchBuffer, nextOffsets } from '../../src/batch.js';
 
 const msgs = (partition: number, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ partition, offset: String(from + i) }));
 
