@@ -184,3 +184,15 @@ export async function readEventTimeType(client: ClickHouseClient): Promise<{ raw
 export function clickhouseNow(now: Date = new Date()): string {
   return now.toISOString().slice(0, 19).replace('T', ' ');
 }
+
+/** Whether CLICKHOUSE_DATABASE.user_login exists (a query on a missing table says only "Code: 60"). */
+export async function clickhouseTableExists(ch: ClickHouseClient, config: Config): Promise<boolean> {
+  // The database name is interpolated inside quotes: config.ts allows [A-Za-z_][A-Za-z0-9_]* only.
+  const rows = await (
+    await ch.query({
+      query: `SELECT toString(count()) AS n FROM system.tables WHERE database = '${config.clickhouseDatabase}' AND name = 'user_login'`,
+      format: 'JSONEachRow',
+    })
+  ).json<{ n: string }>();
+  return rows[0]?.n !== '0';
+}

@@ -39,8 +39,7 @@ export function createPublisher(config: Config, logger: Logger): Publisher {
 
   // The message timestamp is when the producer claimed the row (defaults to the send time): the
   // consumer measures claim → ClickHouse latency from it.
-  let timestamp: string | undefined;
-  const send = async (messages: readonly EncodedMessage[]) => {
+  const send = async (messages: readonly EncodedMessage[], timestamp: string | undefined) => {
     await producer.send({
       topic: config.kafkaTopic,
       acks: -1,
@@ -58,11 +57,11 @@ export function createPublisher(config: Config, logger: Logger): Publisher {
       }
     },
     async publish(messages, timestampMs) {
-      timestamp = timestampMs === undefined ? undefined : String(timestampMs);
+      const timestamp = timestampMs === undefined ? undefined : String(timestampMs);
       const rejected: Array<{ message: EncodedMessage; error: string }> = [];
       for (const chunk of chunkBySize(messages, SEND_BUDGET_BYTES)) {
         try {
-          await send(chunk);
+          await send(chunk, timestamp);
         } catch (err) {
           if (!isRecordRejected(err)) throw err;
           // Find the culprit(s): one by one. Messages of this chunk that had already been
@@ -71,7 +70,7 @@ export function createPublisher(config: Config, logger: Logger): Publisher {
           log.warn({ err, messages: chunk.length }, 'Kafka refused a record: publishing this chunk one message at a time');
           for (const m of chunk) {
             try {
-              await send([m]);
+              await send([m], timestamp);
             } catch (e) {
               if (!isRecordRejected(e)) throw e;
               rejected.push({ message: m, error: `Kafka refused the message (${m.value.length} bytes): ${(e as Error).message}` });

@@ -7,7 +7,7 @@
  * saying what to run), so that the PostgreSQL and Kafka halves still show. An unreachable service
  * is an UnreachableError with its address and the fix.
  */
-import { checkClickHouse, createClickHouse } from './clickhouse.js';
+import { checkClickHouse, createClickHouse, clickhouseTableExists } from './clickhouse.js';
 import type { Config } from './config.js';
 import { pgAddress } from './config.js';
 import { assertPgReachable, createPool } from './db.js';
@@ -15,7 +15,6 @@ import { StreamerError, UnreachableError } from './errors.js';
 import { createKafka, kafkaUnreachableMessage } from './kafka.js';
 import type { Logger } from './logger.js';
 import { COUNT_FAILED, COUNT_PENDING } from './sql.js';
-import { clickhouseTableExists } from './verify.js';
 
 export interface PartitionLag {
   partition: number;

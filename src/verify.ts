@@ -25,7 +25,7 @@
  * when the pipeline is idle, or read a non-zero result twice.
  */
 import pg from 'pg';
-import { checkClickHouse, clickhouseErrorText, createClickHouse, type ClickHouseClient } from './clickhouse.js';
+import { checkClickHouse, clickhouseErrorText, clickhouseTableExists, createClickHouse, type ClickHouseClient } from './clickhouse.js';
 import type { Config } from './config.js';
 import { pgAddress } from './config.js';
 import { isPgConnectionError, pgConnectionConfig, pgUnreachableMessage } from './db.js';
@@ -302,15 +302,4 @@ async function assertClickHouseTable(ch: ClickHouseClient, config: Config): Prom
   if (!(await clickhouseTableExists(ch, config))) {
     throw new StreamerError(`ClickHouse has no table ${config.clickhouseDatabase}.user_login — run "streamer migrate" (or check CLICKHOUSE_DATABASE)`);
   }
-}
-
-export async function clickhouseTableExists(ch: ClickHouseClient, config: Config): Promise<boolean> {
-  // The database name is interpolated inside quotes: config.ts allows [A-Za-z_][A-Za-z0-9_]* only.
-  const rows = await (
-    await ch.query({
-      query: `SELECT toString(count()) AS n FROM system.tables WHERE database = '${config.clickhouseDatabase}' AND name = 'user_login'`,
-      format: 'JSONEachRow',
-    })
-  ).json<{ n: string }>();
-  return rows[0]?.n !== '0';
 }

@@ -494,37 +494,34 @@ export async function verifyJson(env: Record<string, string>): Promise<{ code: n
 export function logTotals(files: string[]): { skipped: number; published: number } {
   let skipped = 0;
   let published = 0;
-  for (const f of files) {
+  for (const { line } of logLines(files)) {
+    if (!line.startsWith('{')) continue;
+    if (line.includes('"msg":"batch stored"')) skipped += Number(/"duplicates":(\d+)/.exec(line)?.[1] ?? 0);
+    else if (line.includes('"msg":"drained"')) published += Number(/"published":(\d+)/.exec(line)?.[1] ?? 0);
+  }
+  return { skipped, published };
+}
+
+/** Every line of the given log files (a file not written yet is skipped). */
+function* logLines(files: string[]): Generator<{ file: string; line: string }> {
+  for (const file of files) {
     let text: string;
     try {
-      text = readFileSync(f, 'utf8');
+      text = readFileSync(file, 'utf8');
     } catch {
       continue;
     }
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      if (line.includes('"msg":"batch stored"')) skipped += Number(/"duplicates":(\d+)/.exec(line)?.[1] ?? 0);
-      else if (line.includes('"msg":"drained"')) published += Number(/"published":(\d+)/.exec(line)?.[1] ?? 0);
-    }
+    for (const line of text.split('\n')) yield { file, line };
   }
-  return { skipped, published };
 }
 
 /** Lines of the logs that mention one of `ids` as a key or an id field (for digging into a finding). */
 export function grepIds(files: string[], ids: Array<number | string>, max = 40): string[] {
   const patterns = ids.map((id) => new RegExp(`"(?:id|key)":"?${id}"?[,}]`));
   const out: string[] = [];
-  for (const f of files) {
-    let text: string;
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      if (patterns.some((p) => p.test(line))) out.push(`${path.basename(f)}: ${line}`);
-      if (out.length >= max) return out;
-    }
+  for (const { file, line } of logLines(files)) {
+    if (patterns.some((p) => p.test(line))) out.push(`${path.basename(file)}: ${line}`);
+    if (out.length >= max) break;
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { Kafka, logLevel, Partitioners, type IHeaders } from 'kafkajs';
 import type { Config } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { suffix } from './isolation.js';
+import { waitFor as pollUntil } from './wait.js';
 
 export function testLogger(config: Config): Logger {
   return createLogger({ level: config.logLevel, pretty: false });
@@ -59,21 +60,12 @@ export async function whileUnreachable<T>(fn: () => Promise<T>, retryForMs = 30_
   }
 }
 
-/** Polls until `check` returns a value that `done` accepts, or fails with the last value. */
-export async function waitFor<T>(check: () => Promise<T>, done: (v: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await check();
-      if (done(last)) return last;
-    } catch (err) {
-      lastErr = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(last)}${lastErr ? `, last error ${String(lastErr)}` : ''}`);
+/** Polls until `check` returns a value that `done` accepts (the shared poller of wait.ts). */
+export function waitFor<T>(check: () => Promise<T>, done: (v: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
+  return pollUntil(what, async () => {
+    const v = await check();
+    return done(v) ? v : undefined;
+  }, timeoutMs);
 }
 
 export function testKafka(config: Config): Kafka {
