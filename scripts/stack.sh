@@ -29,6 +29,19 @@ PG_PASSWORD=postgres
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+# die_log <log file or folder> <message>: the message, then the end of the log, so a CI transcript
+# shows the cause and not only where to look for it.
+die_log() {
+  local where=$1; shift
+  printf '[stack] error: %s (see %s)\n' "$*" "$where" >&2
+  local f
+  for f in $( [ -d "$where" ] && ls "$where"/*.log 2>/dev/null || echo "$where"); do
+    [ -f "$f" ] || continue
+    printf '[stack] --- last lines of %s ---\n' "$f" >&2
+    tail -n 25 "$f" | sed 's/^/[stack] | /' >&2
+  done
+  exit 1
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -93,16 +106,16 @@ pg_up() {
     local pwfile; pwfile=$(mktemp) && echo "$PG_PASSWORD" >"$pwfile" && chown postgres "$pwfile"
     log "initdb $data"
     as_postgres "'$bin/initdb' -D '$data' -U postgres --pwfile='$pwfile' --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" >"$PG_DIR/initdb.log" 2>&1 \
-      || { rm -f "$pwfile"; die "initdb failed, see $PG_DIR/initdb.log"; }
+      || { rm -f "$pwfile"; die_log "$PG_DIR/initdb.log" "initdb failed"; }
     rm -f "$pwfile"
   fi
   mkdir -p "$PG_DIR/run" && chown postgres "$PG_DIR/run" 2>/dev/null || true
   local sock=$data
   log "starting PostgreSQL ($bin) on 127.0.0.1:$PG_PORT"
   as_postgres "'$bin/pg_ctl' -D '$data' -l '$data/server.log' -w -t 60 -o \"-p $PG_PORT -k '$sock' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off\" start" >&2 \
-    || die "PostgreSQL did not start, see $data/server.log"
+    || die_log "$data/server.log" "PostgreSQL did not start"
   echo "$data" >"$PG_DIR/started"
-  wait_until 60 PostgreSQL pg_ready || die "PostgreSQL does not answer on 127.0.0.1:$PG_PORT, see $data/server.log"
+  wait_until 60 PostgreSQL pg_ready || die_log "$data/server.log" "PostgreSQL does not answer on 127.0.0.1:$PG_PORT"
 }
 
 pg_down() {
@@ -118,9 +131,16 @@ KAFKA_DIR=$STACK_DIR/kafka
 KAFKA_PID=$KAFKA_DIR/kafka.pid
 kafka_ready() { node "$HERE/probe.mjs" kafka "127.0.0.1:$KAFKA_PORT"; }
 
+# A KRaft cluster id: 16 random bytes, base64url. Never one that starts with '-': the storage
+# tool's argument parser reads "-t -abc…" as a missing value and a new flag (Kafka's own
+# Uuid.randomUuid skips those ids too). Passed as --cluster-id=… besides, which parses either way.
+kafka_cluster_id() {
+  node -e "const c=require('crypto');let id;do{id=c.randomBytes(16).toString('base64url')}while(id[0]==='-');process.stdout.write(id)"
+}
+
 kafka_up() {
   if pid_alive "$KAFKA_PID"; then
-    wait_until 90 Kafka kafka_ready || die "our Kafka (pid $(cat "$KAFKA_PID")) does not answer, see $KAFKA_DIR/logs/server.log"
+    wait_until 90 Kafka kafka_ready || die_log "$KAFKA_DIR/logs/server.log" "our Kafka (pid $(cat "$KAFKA_PID")) does not answer"
     return
   fi
   if port_open $KAFKA_PORT; then log "Kafka already answers on 127.0.0.1:$KAFKA_PORT: reusing it"; kafka_ready || die "something on 127.0.0.1:$KAFKA_PORT is not a working Kafka broker"; return; fi
@@ -142,15 +162,15 @@ kafka_up() {
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     log "formatting Kafka storage (KRaft)"
     java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.tools.StorageTool format -g \
-      -t "$(node -e "process.stdout.write(require('crypto').randomBytes(16).toString('base64url'))")" \
+      "--cluster-id=$(kafka_cluster_id)" \
       -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.log" 2>&1 \
-      || die "kafka storage format failed, see $KAFKA_DIR/logs/format.log"
+      || die_log "$KAFKA_DIR/logs/format.log" "kafka storage format failed"
   fi
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT"
   nohup java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
     >"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null &
   echo $! >"$KAFKA_PID"
-  wait_until 120 Kafka kafka_ready || die "Kafka does not answer on 127.0.0.1:$KAFKA_PORT, see $KAFKA_DIR/logs/"
+  wait_until 120 Kafka kafka_ready || die_log "$KAFKA_DIR/logs" "Kafka does not answer on 127.0.0.1:$KAFKA_PORT"
 }
 
 # ---------------------------------------------------------------- ClickHouse
@@ -160,7 +180,7 @@ ch_ready() { [ "$(curl -sf "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201")" 
 
 ch_up() {
   if pid_alive "$CH_PID"; then
-    wait_until 60 ClickHouse ch_ready || die "our ClickHouse (pid $(cat "$CH_PID")) does not answer, see $CH_DIR/log/"
+    wait_until 60 ClickHouse ch_ready || die_log "$CH_DIR/log" "our ClickHouse (pid $(cat "$CH_PID")) does not answer"
     return
   fi
   if port_open $CH_HTTP_PORT; then log "ClickHouse already answers on 127.0.0.1:$CH_HTTP_PORT: reusing it"; ch_ready || die "something on 127.0.0.1:$CH_HTTP_PORT is not a working ClickHouse"; return; fi
@@ -187,7 +207,7 @@ ch_up() {
     >"$CH_DIR/log/stdout.log" 2>&1 </dev/null &
   echo $! >"$CH_PID"
   popd >/dev/null
-  wait_until 60 ClickHouse ch_ready || die "ClickHouse does not answer on 127.0.0.1:$CH_HTTP_PORT, see $CH_DIR/log/"
+  wait_until 60 ClickHouse ch_ready || die_log "$CH_DIR/log" "ClickHouse does not answer on 127.0.0.1:$CH_HTTP_PORT"
 }
 
 # ---------------------------------------------------------------- stop helpers
