@@ -3,6 +3,7 @@
  * and the two role modules that wrap a producer (publisher.ts) and a consumer (consumer.ts) import
  * kafkajs, so a later switch of client stays local.
  */
+import './kafkajs-patch.js'; // first: it must run before kafkajs loads
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Config } from './config.js';
 import { describeError } from './errors.js';
@@ -41,9 +42,22 @@ const REJECTED_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'I
 
 /** True when a send failed because the broker refuses a record itself, not because it is down. */
 export function isRecordRejected(err: unknown): boolean {
+  return hasKafkaErrorType(err, REJECTED_TYPES);
+}
+
+/** The error types with which a broker says it no longer knows an idempotent producer's state. */
+const PRODUCER_STATE_TYPES = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
+
+/** True when only a new idempotent producer (a new producer id) can send again. */
+export function isProducerStateLost(err: unknown): boolean {
+  return hasKafkaErrorType(err, PRODUCER_STATE_TYPES);
+}
+
+/** kafkajs's error `type`, on the error or on what it wraps (retries wrap the last error). */
+function hasKafkaErrorType(err: unknown, types: ReadonlySet<string>): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 6; depth++) {
     const type = (e as { type?: unknown }).type;
-    if (typeof type === 'string' && REJECTED_TYPES.has(type)) return true;
+    if (typeof type === 'string' && types.has(type)) return true;
     e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
   }
   return false;

@@ -82,8 +82,12 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize:
   } catch (err) {
     // A dead connection cannot roll back; PostgreSQL rolls back when the session ends.
     await client.query('ROLLBACK').catch(() => {});
-    // A broken connection is discarded (our listener stays on it: it may still emit).
-    client.release(connectionLost ?? (isPgConnectionError(err) ? (err as Error) : undefined));
+    // A broken connection is discarded (our listener stays on it: it may still emit); a healthy
+    // one goes back to the pool without it (each Kafka failure left one behind before: Node's
+    // MaxListenersExceededWarning after 10 failed batches).
+    const broken = connectionLost ?? (isPgConnectionError(err) ? (err as Error) : undefined);
+    if (!broken) client.off('error', onError);
+    client.release(broken);
     released = true;
     throw err;
   } finally {

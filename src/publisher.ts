@@ -6,7 +6,7 @@ import type { Producer } from 'kafkajs';
 import type { EncodedMessage } from './codec.js';
 import type { Config } from './config.js';
 import { UnreachableError } from './errors.js';
-import { createKafka, isRecordRejected, kafkaUnreachableMessage } from './kafka.js';
+import { createKafka, isProducerStateLost, isRecordRejected, kafkaUnreachableMessage } from './kafka.js';
 import type { Logger } from './logger.js';
 
 export interface Publisher {
@@ -24,39 +24,66 @@ export interface Publisher {
 // values. A single message above it is sent alone and the broker decides.
 const SEND_BUDGET_BYTES = 512 * 1024;
 
-export function createPublisher(config: Config, logger: Logger): Publisher {
+/** The kafkajs producer the publisher uses; a seam for the unit test of the reset below. */
+export type ProducerFactory = () => Pick<Producer, 'connect' | 'send' | 'disconnect'>;
+
+export function createPublisher(config: Config, logger: Logger, makeProducer?: ProducerFactory): Publisher {
   const log = logger.child({ component: 'publisher', topic: config.kafkaTopic });
-  const kafka = createKafka(config, logger, '-producer');
-  const producer: Producer = kafka.producer({
-    // Idempotent: a retried produce request is not written twice. kafkajs would retry forever by
-    // default; we bound it (~30 s) so that a Kafka outage fails the batch, the PostgreSQL
-    // transaction rolls back and the producer's own capped backoff takes over.
-    idempotent: true,
-    maxInFlightRequests: 1,
-    retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
-    allowAutoTopicCreation: true,
-  });
+  const kafka = makeProducer ? null : createKafka(config, logger, '-producer');
+  const newProducer: ProducerFactory =
+    makeProducer ??
+    (() =>
+      kafka!.producer({
+        // Idempotent: a retried produce request is not written twice. kafkajs would retry forever
+        // by default; we bound it (~30 s) so that a Kafka outage fails the batch, the PostgreSQL
+        // transaction rolls back and the producer's own capped backoff takes over.
+        idempotent: true,
+        maxInFlightRequests: 1,
+        retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
+        allowAutoTopicCreation: true,
+      }));
+  let producer = newProducer();
+  // kafkajs's idempotent producer never recovers from the broker losing track of its sequence
+  // numbers (OUT_OF_ORDER_SEQUENCE_NUMBER and kin): every later send fails the same way. Seen in
+  // the fault suite when Kafka stopped with a produce request in flight. The cure is a new
+  // producer (a new producer id, sequences from 0), made before the next publish.
+  let replace = false;
+
+  const connectProducer = async () => {
+    try {
+      await producer.connect();
+    } catch (err) {
+      throw new UnreachableError(kafkaUnreachableMessage(config, err), err);
+    }
+  };
 
   // The message timestamp is when the producer claimed the row (defaults to the send time): the
   // consumer measures claim → ClickHouse latency from it.
   const send = async (messages: readonly EncodedMessage[], timestamp: string | undefined) => {
-    await producer.send({
-      topic: config.kafkaTopic,
-      acks: -1,
-      timeout: 30_000,
-      messages: messages.map((m) => ({ key: m.key, value: m.value, timestamp })),
-    });
+    try {
+      await producer.send({
+        topic: config.kafkaTopic,
+        acks: -1,
+        timeout: 30_000,
+        messages: messages.map((m) => ({ key: m.key, value: m.value, timestamp })),
+      });
+    } catch (err) {
+      if (isProducerStateLost(err)) replace = true;
+      throw err;
+    }
   };
 
   return {
-    async connect() {
-      try {
-        await producer.connect();
-      } catch (err) {
-        throw new UnreachableError(kafkaUnreachableMessage(config, err), err);
-      }
-    },
+    connect: connectProducer,
     async publish(messages, timestampMs) {
+      if (replace) {
+        log.warn('Kafka lost track of this producer\'s sequence numbers: starting a new idempotent producer');
+        const old = producer;
+        producer = newProducer();
+        await old.disconnect().catch(() => {});
+        await connectProducer(); // throws while Kafka is down: the next publish tries again
+        replace = false;
+      }
       const timestamp = timestampMs === undefined ? undefined : String(timestampMs);
       const rejected: Array<{ message: EncodedMessage; error: string }> = [];
       for (const chunk of chunkBySize(messages, SEND_BUDGET_BYTES)) {

@@ -61,3 +61,32 @@ it('the connection dies while the batch is published: the batch rolls back, the 
     await pool.end().catch(() => {});
   }
 });
+
+it('Kafka failing batch after batch: every batch rolls back, and no listener piles up on the pooled connection', async () => {
+  await withPg(iso.config, (c) => c.query(`TRUNCATE user_login; INSERT INTO user_login (username) SELECT 'k' || g FROM generate_series(1, 3) g`));
+  const logger = createLogger({ level: 'silent' });
+  // Batches one after another: the pool hands the same idle connection back each time.
+  const pool = createPool(iso.config, logger, 'streamer-kafka-down');
+  let failures = 12;
+  const publisher: Publisher = {
+    connect: async () => {},
+    close: async () => {},
+    publish: async () => {
+      if (failures-- > 0) throw new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+      return [];
+    },
+  };
+  try {
+    for (let i = 0; i < 12; i++) await expect(drainBatch(pool, publisher, 100, logger)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(0);
+    const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect(), pool.connect()]);
+    // pg-pool's own listener is off while a client is checked out: what is left would be ours.
+    const listeners = clients.map((c) => c.listenerCount('error'));
+    for (const c of clients) c.release();
+    expect(listeners).toEqual([0, 0, 0, 0]);
+    expect(await drainBatch(pool, publisher, 100, logger)).toEqual({ claimed: 3, published: 3, failed: 0 });
+    expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(3);
+  } finally {
+    await pool.end().catch(() => {});
+  }
+});

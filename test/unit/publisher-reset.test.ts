@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { createPublisher, type ProducerFactory } from '../../src/publisher.js';
+
+/** kafkajs's error for a broker that lost the idempotent producer's sequence (as kafkajs builds it). */
+function protocolError(type: string) {
+  return Object.assign(new Error('The broker received an out of order sequence number'), { name: 'KafkaJSProtocolError', type, retriable: false });
+}
+
+describe('publisher: a new idempotent producer when Kafka lost track of the old one', () => {
+  const config = loadConfig({});
+  const logger = createLogger({ level: 'silent' });
+  const message = { key: '1', value: Buffer.from('{"id":1}') };
+
+  function fakeKafka(failures: Array<Error | null>) {
+    const made: Array<{ sent: number; connected: boolean; disconnected: boolean }> = [];
+    const factory: ProducerFactory = () => {
+      const p = { sent: 0, connected: false, disconnected: false };
+      made.push(p);
+      return {
+        connect: async () => void (p.connected = true),
+        disconnect: async () => void (p.disconnected = true),
+        send: async () => {
+          if (!p.connected || p.disconnected) throw new Error('The producer is disconnected');
+          const failure = failures.shift() ?? null;
+          if (failure) throw failure;
+          p.sent++;
+          return [];
+        },
+      };
+    };
+    return { made, factory };
+  }
+
+  it('fails the batch that met the error, then publishes with a new, connected producer', async () => {
+    const { made, factory } = fakeKafka([protocolError('OUT_OF_ORDER_SEQUENCE_NUMBER')]);
+    const publisher = createPublisher(config, logger, factory);
+    await publisher.connect();
+    await expect(publisher.publish([message])).rejects.toThrow(/out of order sequence/);
+    expect(made).toHaveLength(1); // replaced lazily, at the next publish
+    expect(await publisher.publish([message])).toEqual([]);
+    expect(made).toHaveLength(2);
+    expect(made[0]).toMatchObject({ disconnected: true, sent: 0 });
+    expect(made[1]).toMatchObject({ connected: true, disconnected: false, sent: 1 });
+  });
+
+  it('finds the type under kafkajs\'s retry wrapper too; other errors keep the producer', async () => {
+    const wrapped = Object.assign(new Error('retries exceeded'), { name: 'KafkaJSNumberOfRetriesExceeded', originalError: protocolError('UNKNOWN_PRODUCER_ID') });
+    const { made, factory } = fakeKafka([new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'), wrapped]);
+    const publisher = createPublisher(config, logger, factory);
+    await publisher.connect();
+    await expect(publisher.publish([message])).rejects.toThrow(/ECONNREFUSED/);
+    await expect(publisher.publish([message])).rejects.toThrow(/retries exceeded/);
+    expect(made).toHaveLength(1);
+    await publisher.publish([message]);
+    expect(made).toHaveLength(2);
+    expect(made[1]!.sent).toBe(1);
+  });
+});
