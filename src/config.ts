@@ -153,7 +153,7 @@ export function loadConfig(env: Env = process.env): Config {
     producerBatchSize: int('PRODUCER_BATCH_SIZE', 2000, 1, 100_000),
     sweepIntervalMs: int('SWEEP_INTERVAL_MS', 30_000, 100, 86_400_000),
     consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
-    consumerFlushMs: int('CONSUMER_FLUSH_MS', 10, 0, 60_000),
+    consumerFlushMs: int('CONSUMER_FLUSH_MS', 2, 0, 60_000),
     httpPort: int('HTTP_PORT', 9464, 0, 65535),
     retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 100, 600_000),
   };

@@ -10,6 +10,7 @@
  * Only `kafkaSide` below touches kafkajs; the rest sees InboundMessage and the KafkaSide interface
  * (check, run, commit, deadLetter, pause, stop).
  */
+import './kafkajs-patch.js'; // first: it must run before kafkajs loads
 import { Partitioners, type Consumer, type IHeaders, type KafkaMessage } from 'kafkajs';
 import { checkClickHouse, clickhouseErrorCode, clickhouseErrorText, clickhouseUnreachableMessage, createClickHouse } from './clickhouse.js';
 import { decodeMessage } from './codec.js';
@@ -19,7 +20,7 @@ import { createKafka, kafkaUnreachableMessage } from './kafka.js';
 import type { Logger } from './logger.js';
 import { metrics } from './metrics.js';
 import { backoffDelay, sleep } from './retry.js';
-import { BatchBuffer, nextOffsets, Signal } from './batch.js';
+import { BatchBuffer, CommitQueue, nextOffsets, Signal } from './batch.js';
 import { ClickHouseSink, type SinkInput } from './sink.js';
 
 /** A consumed message as the rest of the code sees it. */
@@ -70,14 +71,22 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
   // Per partition, the highest offset stored in ClickHouse (or dead-lettered) by this process.
   const storedUpTo = new Map<number, bigint>();
   const stored = new Signal();
+  const commits = new CommitQueue(
+    (offsets) => k.commit(offsets),
+    // Stored but not committed (group rebalanced, broker restarting): the batch is read again
+    // later, and the sink finds every id of it already stored.
+    (err) => log.warn({ err: describeError(err) }, 'offset commit failed; the batch will be redelivered and skipped as duplicates'),
+  );
 
   /**
-   * kafkajs hands over one partition's batch; it returns only once those messages are stored and
-   * their offsets committed. A rebalance waits for running eachBatch calls, so a consumer never
-   * holds messages of a partition that has moved to another member (which would then read them
-   * from the older committed offset and insert them too, before either could see the other's
-   * rows). Batches of several partitions still share one insert: kafkajs runs several eachBatch
-   * calls at once (partitionsConsumedConcurrently) and the flusher takes them together.
+   * kafkajs hands over one partition's batch; it returns only once those messages are stored (or
+   * dead-lettered). A rebalance waits for running eachBatch calls, so a consumer never holds
+   * messages of a partition that has moved to another member (which would then read them from the
+   * older committed offset and insert them too, before either could see the other's rows).
+   * The offset commit is not waited for (CommitQueue): by then the rows are in ClickHouse, and a
+   * re-read finds them there. Batches of several partitions still share one insert: kafkajs runs
+   * several eachBatch calls at once (partitionsConsumedConcurrently) and the flusher takes them
+   * together.
    */
   async function onMessages(messages: InboundMessage[], heartbeat: () => Promise<void>): Promise<void> {
     if (messages.length === 0) return;
@@ -155,18 +164,13 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
         await sleep(delayMs, abort.signal);
       }
     }
-    for (const [partition, next] of nextOffsets(batch)) {
+    const offsets = nextOffsets(batch);
+    for (const [partition, next] of offsets) {
       const upTo = BigInt(next) - 1n;
       if ((storedUpTo.get(partition) ?? -1n) < upTo) storedUpTo.set(partition, upTo);
     }
-    try {
-      await k.commit(nextOffsets(batch));
-    } catch (err) {
-      // Stored but not committed (group rebalanced, broker restarting): the batch is read again
-      // later, and the sink finds every id of it already stored.
-      log.warn({ err: describeError(err) }, 'offset commit failed; the batch will be redelivered and skipped as duplicates');
-    }
     stored.notify();
+    commits.request(offsets);
   }
 
   const flusher = (async () => {
@@ -195,6 +199,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       abort.abort();
       let failure: unknown = null;
       await flusher.catch((err: unknown) => (failure = err));
+      await commits.drain(); // before leaving the group, so that the next member starts after it
       await k.stop();
       await client.close().catch(() => {});
       log.info(totals, 'stopped');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchBuffer, nextOffsets } from '../../src/batch.js';
+import { BatchBuffer, CommitQueue, nextOffsets } from '../../src/batch.js';
 
 const msgs = (partition: number, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ partition, offset: String(from + i) }));
 
@@ -56,5 +56,82 @@ describe('nextOffsets', () => {
         [2, '9007199254740993'],
       ]),
     );
+  });
+});
+
+describe('CommitQueue: commits off the insert path, merged, one at a time, never backwards', () => {
+  /** A fake commit that records its calls and resolves (or fails) when the test says so. */
+  function fakeCommit() {
+    const calls: { offsets: Record<number, string>; settle: (err?: Error) => void }[] = [];
+    const commit = (offsets: Map<number, string>) =>
+      new Promise<void>((resolve, reject) => {
+        calls.push({ offsets: Object.fromEntries(offsets), settle: (err) => (err ? reject(err) : resolve()) });
+      });
+    return { calls, commit };
+  }
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  it('sends the first request at once, and what comes meanwhile as one merged commit after it', async () => {
+    const { calls, commit } = fakeCommit();
+    const q = new CommitQueue(commit, () => {});
+    q.request(new Map([[0, '10']]));
+    await tick();
+    expect(calls.map((c) => c.offsets)).toEqual([{ 0: '10' }]);
+    q.request(new Map([[0, '15'], [1, '4']]));
+    q.request(new Map([[0, '12'], [2, '7']])); // 12 < 15: the higher one wins
+    await tick();
+    expect(calls).toHaveLength(1); // one commit at a time
+    calls[0]!.settle();
+    await tick();
+    expect(calls.map((c) => c.offsets)).toEqual([{ 0: '10' }, { 0: '15', 1: '4', 2: '7' }]);
+    calls[1]!.settle();
+    await q.drain();
+    expect(calls).toHaveLength(2);
+  });
+
+  it('never commits an offset at or below one it already committed', async () => {
+    const { calls, commit } = fakeCommit();
+    const q = new CommitQueue(commit, () => {});
+    q.request(new Map([[0, '20']]));
+    await tick();
+    calls[0]!.settle();
+    await q.drain();
+    q.request(new Map([[0, '20'], [1, '3']]));
+    await tick();
+    calls[1]!.settle();
+    await q.drain();
+    expect(calls.map((c) => c.offsets)).toEqual([{ 0: '20' }, { 1: '3' }]);
+  });
+
+  it('reports a failed commit, keeps going, and commits that partition again with the next offset', async () => {
+    const { calls, commit } = fakeCommit();
+    const errors: unknown[] = [];
+    const q = new CommitQueue(commit, (err) => errors.push(err));
+    q.request(new Map([[0, '5']]));
+    await tick();
+    calls[0]!.settle(new Error('REBALANCE_IN_PROGRESS'));
+    await q.drain();
+    expect(errors.map((e) => (e as Error).message)).toEqual(['REBALANCE_IN_PROGRESS']);
+    q.request(new Map([[0, '5']])); // not committed before: sent again
+    await tick();
+    calls[1]!.settle();
+    await q.drain();
+    expect(calls.map((c) => c.offsets)).toEqual([{ 0: '5' }, { 0: '5' }]);
+  });
+
+  it('drain waits for the commit in flight and for what was queued behind it', async () => {
+    const { calls, commit } = fakeCommit();
+    const q = new CommitQueue(commit, () => {});
+    q.request(new Map([[0, '1']]));
+    await tick();
+    q.request(new Map([[0, '2']]));
+    let drained = false;
+    const d = q.drain().then(() => (drained = true));
+    calls[0]!.settle();
+    await tick();
+    expect(drained).toBe(false);
+    calls[1]!.settle();
+    await d;
+    expect(calls.map((c) => c.offsets)).toEqual([{ 0: '1' }, { 0: '2' }]);
   });
 });
