@@ -60,15 +60,25 @@ export interface TimestampParts {
   micros: string;
 }
 
+// Days per month in a common year; February gets its 29th in leap years.
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 /** Parses and checks a wall-clock timestamp; null when it is not a real date and time. */
 export function parseTimestamp(text: string): TimestampParts | null {
+  // Runs for every row on both sides of Kafka: no per-call arrays or Dates beyond the match.
   const m = TIMESTAMP.exec(text);
   if (!m) return null;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
-  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeap(year) ? 1 : 0);
+  const daysInMonth = (DAYS_IN_MONTH[month - 1] as number) + (month === 2 && isLeap(year) ? 1 : 0);
   if (day > daysInMonth) return null;
-  return { year, month, day, hour, minute, second, micros: (m[7] ?? '').padEnd(6, '0') };
+  const f = m[7];
+  return { year, month, day, hour, minute, second, micros: f === undefined ? '000000' : f.length === 6 ? f : f.padEnd(6, '0') };
 }
 
 function isLeap(y: number): boolean {
