@@ -9,7 +9,7 @@
 // group (random suffix), dropped at the end. The streamer runs as the real CLI in a child process
 // (`node bin/streamer.js run`), except for the per-stage breakdown, which drives the library's
 // own drainBatch/startConsumer in-process so that it can time each step.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -36,7 +36,7 @@ const { values: opt } = parseArgs({
     'latency-seconds': { type: 'string' }, // (b)
     rate: { type: 'string', default: '1000' }, // (b) rows/s of the load
     'poll-ms': { type: 'string', default: '5' }, // (b) pause between two ClickHouse polls
-    'flush-ms': { type: 'string', default: '50,10' }, // (b) CONSUMER_FLUSH_MS values to compare
+    'flush-ms': { type: 'string', default: '10,2' }, // (b) CONSUMER_FLUSH_MS values to compare
     soak: { type: 'boolean', default: false }, // (b) 10-minute soak at the default flush
     'soak-seconds': { type: 'string', default: '600' },
     'pgbench-seconds': { type: 'string' }, // (c)
@@ -848,13 +848,40 @@ async function partBaseline() {
 
 // ------------------------------------------------------------------ environment, report
 
+/**
+ * Where ClickHouse writes parts, and on what file system when it is this machine's: on 18.16 an
+ * insert of a few rows costs ~3 ms on tmpfs and 10–30 ms on ext4 (creating its ~30 files), so
+ * the latency figures depend on it (bench/README.md).
+ */
+async function clickhouseDataStorage(ch) {
+  const db = `bench_probe_${suffix()}`;
+  try {
+    await ch.query(`CREATE DATABASE ${db}`);
+    await ch.query(`CREATE TABLE ${db}.t (x UInt8) ENGINE = MergeTree ORDER BY x`);
+    await ch.query(`INSERT INTO ${db}.t VALUES (1)`);
+    const path = (await ch.query(`SELECT path FROM system.parts WHERE database = '${db}' LIMIT 1`)).trim();
+    let fileSystem = 'unknown (not on this machine)';
+    if (path && existsSync(path)) {
+      const r = spawnSync('stat', ['-f', '-c', '%T', path], { encoding: 'utf8' });
+      if (r.status === 0) fileSystem = r.stdout.trim();
+    }
+    return { partPath: path, fileSystem };
+  } catch (err) {
+    return { error: String(err.message ?? err).slice(0, 200) };
+  } finally {
+    await ch.query(`DROP DATABASE IF EXISTS ${db}`).catch(() => {});
+  }
+}
+
 async function environment() {
   const pgVersion = await pgAdmin(async (c) => (await c.query('SHOW server_version')).rows[0].server_version);
   // fsync=off (the local stack) makes commits far cheaper than on a durable server: record it.
   const pgSettings = await pgAdmin(async (c) =>
     Object.fromEntries((await c.query(`SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'max_connections')`)).rows.map((r) => [r.name, r.setting])),
   );
-  const chVersion = (await clickhouse(S.clickhouseUrl, { user: S.clickhouseUser, password: S.clickhousePassword }).query('SELECT version()')).trim();
+  const ch = clickhouse(S.clickhouseUrl, { user: S.clickhouseUser, password: S.clickhousePassword });
+  const chVersion = (await ch.query('SELECT version()')).trim();
+  const clickhouseStorage = await clickhouseDataStorage(ch);
   let kafkaVersion = process.env.KAFKA_VERSION || null;
   if (!kafkaVersion) {
     // The broker does not report its version over the protocol; read it from the running
@@ -887,6 +914,7 @@ async function environment() {
     },
     versions: { node: process.version, postgresql: pgVersion, clickhouse: chVersion, kafka: kafkaVersion ?? 'unknown', kafkajs: pkg('kafkajs'), clickhouseClient: pkg('@clickhouse/client'), pg: pkg('pg') },
     postgresqlSettings: pgSettings,
+    clickhouseStorage,
     services: { databaseUrl: S.databaseUrl.replace(/:[^:@/]+@/, ':***@'), kafkaBrokers: S.kafkaBrokers, clickhouseUrl: S.clickhouseUrl },
   };
 }
@@ -1007,7 +1035,8 @@ await runPart('latency', async () => {
 await runPart('trigger', partTrigger);
 await runPart('growth', partGrowth);
 await runPart('baseline', partBaseline);
-await runPart('soak', () => partLatency(Number(O.extraEnv.CONSUMER_FLUSH_MS ?? 50), O.soakSeconds, { soak: true }));
+// The soak runs at the streamer's default CONSUMER_FLUSH_MS (2) unless --env sets one.
+await runPart('soak', () => partLatency(Number(O.extraEnv.CONSUMER_FLUSH_MS ?? 2), O.soakSeconds, { soak: true }));
 result.durationSeconds = (Date.now() - started.getTime()) / 1000;
 result.loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
 
@@ -1019,7 +1048,7 @@ writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(
   `\nstreamer benchmark, ${result.mode}, ${result.date}\n` +
     `${result.machine.cores} × ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${result.machine.loadAverageAtStart.join(' ')} → ${result.loadAverageAtEnd.join(' ')}\n` +
-    `PostgreSQL ${result.versions.postgresql} (fsync=${result.postgresqlSettings.fsync}), Kafka ${result.versions.kafka}, ClickHouse ${result.versions.clickhouse}, Node ${result.versions.node}\n\n` +
+    `PostgreSQL ${result.versions.postgresql} (fsync=${result.postgresqlSettings.fsync}), Kafka ${result.versions.kafka}, ClickHouse ${result.versions.clickhouse} (parts on ${result.clickhouseStorage?.fileSystem ?? '?'}), Node ${result.versions.node}\n\n` +
     `${printed}\n` +
     (Object.keys(result.errors).length ? `\nFAILED parts: ${JSON.stringify(result.errors)}\n` : '') +
     `\nfigures written to ${file} (${Math.round(result.durationSeconds)} s)\n`,
