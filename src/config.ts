@@ -44,9 +44,9 @@ export interface Config {
   consumerMaxBatchRows: number;
   /**
    * CONSUMER_FLUSH_MS — how long the first row of a batch may wait for more before the insert.
-   * Lower: less latency at light load, more (smaller) ClickHouse parts. Default 10 (measured at
-   * 1,000 rows/s: p50 66 ms / p99 128 ms at 10, 113 / 205 ms at 50; 23 vs 13 inserts/s, 5 active
-   * parts either way — see README "Performance").
+   * Higher: fewer, larger ClickHouse parts, more latency. Default 2 (at 1,000 rows/s: p50 57 ms
+   * with 2, 66 ms with 10 on our ClickHouse 18.16; 34 vs 28 inserts/s, 5 active parts either way —
+   * see README "Performance").
    */
   consumerFlushMs: number;
   /** HTTP_PORT — /healthz, /readyz, /metrics on 127.0.0.1; 0 turns the server off. Default 9464 */
