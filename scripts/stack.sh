@@ -26,6 +26,10 @@ CH_HTTP_PORT=${STACK_CH_HTTP_PORT:-8123}
 CH_TCP_PORT=${STACK_CH_TCP_PORT:-9000}
 CH_INTERSERVER_PORT=${STACK_CH_INTERSERVER_PORT:-9009}
 PG_PASSWORD=postgres
+# fsync off: tests and the demo commit thousands of single-row transactions, and the stack's data
+# is disposable. STACK_PG_FSYNC=on runs a durable server, e.g. for the benchmark's trigger part.
+PG_FSYNC=${STACK_PG_FSYNC:-off}
+case $PG_FSYNC in on|off) ;; *) printf '[stack] error: STACK_PG_FSYNC must be on or off, not "%s"\n' "$PG_FSYNC" >&2; exit 1 ;; esac
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -112,7 +116,7 @@ pg_up() {
   mkdir -p "$PG_DIR/run" && chown postgres "$PG_DIR/run" 2>/dev/null || true
   local sock=$data
   log "starting PostgreSQL ($bin) on 127.0.0.1:$PG_PORT"
-  as_postgres "'$bin/pg_ctl' -D '$data' -l '$data/server.log' -w -t 60 -o \"-p $PG_PORT -k '$sock' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off\" start" >&2 \
+  as_postgres "'$bin/pg_ctl' -D '$data' -l '$data/server.log' -w -t 60 -o \"-p $PG_PORT -k '$sock' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=$PG_FSYNC\" start" >&2 \
     || die_log "$data/server.log" "PostgreSQL did not start"
   echo "$data" >"$PG_DIR/started"
   wait_until 60 PostgreSQL pg_ready || die_log "$data/server.log" "PostgreSQL does not answer on 127.0.0.1:$PG_PORT"
