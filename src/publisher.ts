@@ -29,19 +29,7 @@ export type ProducerFactory = () => Pick<Producer, 'connect' | 'send' | 'disconn
 
 export function createPublisher(config: Config, logger: Logger, makeProducer?: ProducerFactory): Publisher {
   const log = logger.child({ component: 'publisher', topic: config.kafkaTopic });
-  const kafka = makeProducer ? null : createKafka(config, logger, '-producer');
-  const newProducer: ProducerFactory =
-    makeProducer ??
-    (() =>
-      kafka!.producer({
-        // Idempotent: a retried produce request is not written twice. kafkajs would retry forever
-        // by default; we bound it (~30 s) so that a Kafka outage fails the batch, the PostgreSQL
-        // transaction rolls back and the producer's own capped backoff takes over.
-        idempotent: true,
-        maxInFlightRequests: 1,
-        retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
-        allowAutoTopicCreation: true,
-      }));
+  const newProducer = makeProducer ?? kafkajsProducers(config, logger);
   let producer = newProducer();
   // kafkajs's idempotent producer never recovers from the broker losing track of its sequence
   // numbers (OUT_OF_ORDER_SEQUENCE_NUMBER and kin): every later send fails the same way. Seen in
@@ -111,6 +99,20 @@ export function createPublisher(config: Config, logger: Logger, makeProducer?: P
       await producer.disconnect().catch((err: unknown) => log.warn({ err }, 'Kafka producer did not close cleanly'));
     },
   };
+}
+
+function kafkajsProducers(config: Config, logger: Logger): ProducerFactory {
+  const kafka = createKafka(config, logger, '-producer');
+  return () =>
+    kafka.producer({
+      // Idempotent: a retried produce request is not written twice. kafkajs would retry forever by
+      // default; we bound it (~30 s) so that a Kafka outage fails the batch, the PostgreSQL
+      // transaction rolls back and the producer's own capped backoff takes over.
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
+      allowAutoTopicCreation: true,
+    });
 }
 
 /** Cuts a list of messages into runs whose values add up to at most `budget` bytes. */
