@@ -38,8 +38,17 @@ export interface Config {
   logLevel: string;
   /** PRODUCER_BATCH_SIZE — rows claimed, published and marked per transaction. Default 2000 */
   producerBatchSize: number;
-  /** SWEEP_INTERVAL_MS — the periodic sweep, a backstop for missed NOTIFYs. Default 30000 */
+  /**
+   * SWEEP_INTERVAL_MS — the periodic sweep, the backstop for rows no notification announced (the
+   * insert trigger notifies for one transaction per 10 ms). Default 5000: an idle sweep is one
+   * probe of the partial index.
+   */
   sweepIntervalMs: number;
+  /**
+   * PRODUCER_FOLLOW_UP_MS — a pass that published rows is followed by one more this much later,
+   * for rows whose transaction did not notify and committed just after the pass. Default 50
+   */
+  producerFollowUpMs: number;
   /** CONSUMER_MAX_BATCH_ROWS — the most rows in one ClickHouse insert. Default 20000 */
   consumerMaxBatchRows: number;
   /**
@@ -151,7 +160,8 @@ export function loadConfig(env: Env = process.env): Config {
     clickhousePassword: env.CLICKHOUSE_PASSWORD ?? '',
     logLevel,
     producerBatchSize: int('PRODUCER_BATCH_SIZE', 2000, 1, 100_000),
-    sweepIntervalMs: int('SWEEP_INTERVAL_MS', 30_000, 100, 86_400_000),
+    sweepIntervalMs: int('SWEEP_INTERVAL_MS', 5000, 100, 86_400_000),
+    producerFollowUpMs: int('PRODUCER_FOLLOW_UP_MS', 50, 1, 60_000),
     consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
     consumerFlushMs: int('CONSUMER_FLUSH_MS', 2, 0, 60_000),
     httpPort: int('HTTP_PORT', 9464, 0, 65535),

@@ -8,8 +8,11 @@
  * before COMMIT, the rows are published again later: the topic is at-least-once and the consumer
  * drops what ClickHouse already holds.
  *
- * Wakes (NOTIFY, start-up, the sweep timer, a listener reconnect) that arrive during a pass
- * coalesce into one more pass; there is never more than one pass at a time in a process.
+ * Wakes (NOTIFY, start-up, the sweep timer, a listener reconnect, a follow-up) that arrive during
+ * a pass coalesce into one more pass; there is never more than one pass at a time in a process.
+ * A pass that published rows is followed by another PRODUCER_FOLLOW_UP_MS later: the insert trigger
+ * notifies for one transaction per 10 ms (sql/postgres/0005), and a transaction that did not
+ * notify may have committed just after this pass looked.
  */
 import type pg from 'pg';
 import { encodeRow, type EncodedMessage, type PendingRow } from './codec.js';
@@ -133,6 +136,7 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
   let wanted = false; // a wake arrived that no pass has served yet
   let running: Promise<void> | undefined;
   let kick: (() => void) | undefined; // wakes the idle loop
+  let followUp: NodeJS.Timeout | undefined;
 
   const wake = (reason: string) => {
     if (abort.signal.aborted) return;
@@ -171,6 +175,15 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
           if (r.claimed < config.producerBatchSize) break;
         }
         stats.passes++;
+        if (published > 0) {
+          // PRODUCER_FOLLOW_UP_MS after the LAST pass that published: under load the next notification
+          // comes first anyway; the follow-up matters at the end of a burst.
+          clearTimeout(followUp);
+          followUp = setTimeout(() => {
+            followUp = undefined;
+            wake('follow-up');
+          }, config.producerFollowUpMs);
+        }
         if (failures > 0) log.info({ afterFailures: failures }, 'producer recovered');
         failures = 0;
         if (published > 0) log.debug({ published, ms: Date.now() - started }, 'drained');
@@ -203,6 +216,7 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(timer);
+      clearTimeout(followUp);
       abort.abort();
       await running; // the batch in flight commits or rolls back
       await listener?.close();

@@ -17,17 +17,17 @@ describe('PostgreSQL migrations', () => {
     const iso = await isolate();
     cleanups.push(iso.cleanup);
     const first = await migratePostgres(iso.config, log);
-    expect(first).toEqual(['user_login', 'pending_index', 'failed_rows', 'notify_triggers']);
+    expect(first).toEqual(['user_login', 'pending_index', 'failed_rows', 'notify_triggers', 'notify_once_per_bucket']);
     expect(await migratePostgres(iso.config, log)).toEqual([]);
     const ids = await withPg(iso.config, async (c) => (await c.query('SELECT id FROM streamer_migrations ORDER BY id')).rows.map((r) => r.id));
-    expect(ids).toEqual([1, 2, 3, 4]);
+    expect(ids).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('two migrators at once: one applies, the other finds everything done', async () => {
     const iso = await isolate();
     cleanups.push(iso.cleanup);
     const [a, b] = await Promise.all([migratePostgres(iso.config, log), migratePostgres(iso.config, log)]);
-    expect([a.length, b.length].sort()).toEqual([0, 4]);
+    expect([a.length, b.length].sort()).toEqual([0, 5]);
   });
 
   it('adopts an existing seed-shaped table with rows: keeps them and their flags', async () => {
@@ -41,7 +41,7 @@ describe('PostgreSQL migrations', () => {
       }
     });
     const before = await withPg(iso.config, async (c) => (await c.query('SELECT * FROM user_login ORDER BY id')).rows);
-    expect(await migratePostgres(iso.config, log)).toHaveLength(4);
+    expect(await migratePostgres(iso.config, log)).toHaveLength(5);
     const after = await withPg(iso.config, async (c) => (await c.query('SELECT * FROM user_login ORDER BY id')).rows);
     expect(after).toEqual(before);
     expect(after.filter((r) => !r.sent_to_kafka).map((r) => r.id)).toEqual([9, 10]);

@@ -48,7 +48,7 @@ describe('streamer migrate + run + verify + status (CLI)', () => {
   it('migrate creates both schemas; a second migrate is a no-op', async () => {
     const first = await runCli(['migrate'], env);
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^PostgreSQL: applied user_login, pending_index, failed_rows, notify_triggers$/m);
+    expect(first.stdout).toMatch(/^PostgreSQL: applied user_login, pending_index, failed_rows, notify_triggers, notify_once_per_bucket$/m);
     expect(first.stdout).toMatch(/^ClickHouse: applied /m);
     const second = await runCli(['migrate'], env);
     expect(second.code).toBe(0);

@@ -12,7 +12,8 @@ describe('config', () => {
     expect(c.clickhouseUrl).toBe('http://127.0.0.1:8123');
     expect(c.clickhouseDatabase).toBe('default');
     expect(c.producerBatchSize).toBe(2000);
-    expect(c.sweepIntervalMs).toBe(30000);
+    expect(c.sweepIntervalMs).toBe(5000);
+    expect(c.producerFollowUpMs).toBe(50);
   });
 
   it.each([
