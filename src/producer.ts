@@ -175,9 +175,10 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
           if (r.claimed < config.producerBatchSize) break;
         }
         stats.passes++;
-        if (published > 0) {
-          // PRODUCER_FOLLOW_UP_MS after the LAST pass that published: under load the next notification
-          // comes first anyway; the follow-up matters at the end of a burst.
+        if (published > 0 && !abort.signal.aborted) {
+          // PRODUCER_FOLLOW_UP_MS after the LAST pass that published: under load the next
+          // notification comes first anyway; the follow-up matters at the end of a burst. Not once
+          // stop() has begun (it clears the timer, and a pass finishing later must not re-arm it).
           clearTimeout(followUp);
           followUp = setTimeout(() => {
             followUp = undefined;
