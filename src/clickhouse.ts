@@ -5,7 +5,7 @@
  */
 import { createClient, type ClickHouseClient, type Logger as ClickHouseLogger } from '@clickhouse/client';
 import type { Config } from './config.js';
-import { describeError, UnreachableError } from './errors.js';
+import { describeError, StreamerError, UnreachableError } from './errors.js';
 import type { Logger } from './logger.js';
 import { maskUrl } from './redact.js';
 
@@ -17,7 +17,7 @@ export interface ClickHouseOptions {
    * database (the migrator, which may have to create CLICKHOUSE_DATABASE first).
    */
   database?: string | null;
-  /** Per-request timeout. Default 30 s: a 20,000-row insert takes well under a second. */
+  /** Per-request timeout. Default CLICKHOUSE_REQUEST_TIMEOUT_MS (30 s). */
   requestTimeoutMs?: number;
 }
 
@@ -30,7 +30,7 @@ export function createClickHouse(config: Config, logger: Logger, options: ClickH
     password: config.clickhousePassword,
     ...(database === null ? {} : { database }),
     application: 'streamer',
-    request_timeout: options.requestTimeoutMs ?? 30_000,
+    request_timeout: options.requestTimeoutMs ?? config.clickhouseRequestTimeoutMs,
     // Servers before 23.11 close idle keep-alive sockets after 3 s (keep_alive_timeout); a socket
     // we reuse just as the server closes it fails with ECONNRESET. 2 s leaves a 1 s margin.
     keep_alive: { enabled: true, idle_socket_ttl: 2000 },
@@ -99,6 +99,47 @@ const DATA_ERROR_CODES = new Set([
 export function isClickHouseDataError(err: unknown): boolean {
   const code = clickhouseErrorCode(err);
   return code !== null && DATA_ERROR_CODES.has(code);
+}
+
+/**
+ * Error codes with which ClickHouse says no for good, as far as retrying goes: the table or a
+ * column is gone, the user may not. An operator must act (`streamer migrate`, a grant).
+ * Everything else — no answer, a timeout, TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, a query id still
+ * running (216) — passes, and is retried.
+ */
+const PERMANENT_CODES = new Set([
+  16, // NO_SUCH_COLUMN_IN_TABLE
+  47, // UNKNOWN_IDENTIFIER
+  60, // UNKNOWN_TABLE
+  81, // UNKNOWN_DATABASE
+  164, // READONLY
+  192, // UNKNOWN_USER
+  193, // WRONG_PASSWORD
+  194, // REQUIRED_PASSWORD
+  195, // IP_ADDRESS_NOT_ALLOWED
+  291, // DATABASE_ACCESS_DENIED
+  497, // ACCESS_DENIED
+  516, // AUTHENTICATION_FAILED
+]);
+
+export function isClickHouseRetriable(err: unknown): boolean {
+  const code = clickhouseErrorCode(err);
+  return code === null || !PERMANENT_CODES.has(code);
+}
+
+/**
+ * A ClickHouse error as a StreamerError: no answer (retried, with the address and the fix), an
+ * answer that retrying can outlast (retried), or one it cannot (the message says what to do).
+ */
+export function clickhouseFailure(config: Config, err: unknown, table: string): StreamerError {
+  if (err instanceof StreamerError) return err;
+  const code = clickhouseErrorCode(err);
+  if (code === null) return new UnreachableError(clickhouseUnreachableMessage(config, err), err);
+  if (code === 60) return new StreamerError(`ClickHouse table ${table} does not exist — run "streamer migrate"`, { cause: err });
+  if (code === 81) return new StreamerError(`ClickHouse database of ${table} does not exist — run "streamer migrate" (or check CLICKHOUSE_DATABASE)`, { cause: err });
+  const retriable = isClickHouseRetriable(err);
+  const fix = retriable ? '' : ' — check CLICKHOUSE_USER and its grants (sql/roles/clickhouse-consumer.sql)';
+  return new StreamerError(`ClickHouse refused ${table}: ${clickhouseErrorText(err)}${fix}`, { retriable, cause: err });
 }
 
 /** The useful part of a ClickHouse error message, on one line (for logs and dead-letter headers). */

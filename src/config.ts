@@ -58,6 +58,31 @@ export interface Config {
    * see README "Performance").
    */
   consumerFlushMs: number;
+  /**
+   * CONSUMER_REBALANCE_TIMEOUT_MS — how long the group waits for a member to rejoin during a
+   * rebalance (kafkajs `rebalanceTimeout`). A member holding a batch it cannot store gives it up
+   * when a rebalance starts and rejoins; an insert in flight is waited for, which is why this must
+   * exceed CLICKHOUSE_REQUEST_TIMEOUT_MS. Default 60000
+   */
+  consumerRebalanceTimeoutMs: number;
+  /**
+   * CLICKHOUSE_REQUEST_TIMEOUT_MS — a ClickHouse request (an insert) that has not answered by then
+   * is given up by the client; the server may still finish it, and the retry waits for that
+   * (issue 9). Default 30000: a 20,000-row insert takes well under a second.
+   */
+  clickhouseRequestTimeoutMs: number;
+  /**
+   * DATABASE_QUERY_TIMEOUT_MS — the deadline of every query of the producer and the LISTEN
+   * connection, on the client (a half-open connection is noticed and replaced) and as the
+   * server's statement_timeout. Default 30000
+   */
+  databaseQueryTimeoutMs: number;
+  /**
+   * PRODUCER_PUBLISH_TIMEOUT_MS — how long a batch may wait for Kafka's acknowledgement while its
+   * rows are locked in the claim transaction; past it the transaction rolls back, the rows stay
+   * pending, and a new Kafka producer is made for the next attempt. Default 30000
+   */
+  producerPublishTimeoutMs: number;
   /** HTTP_PORT — /healthz, /readyz, /metrics on 127.0.0.1; 0 turns the server off. Default 9464 */
   httpPort: number;
   /** RETRY_MAX_DELAY_MS — cap of the exponential backoff when a service is down. Default 30000 */
@@ -144,6 +169,14 @@ export function loadConfig(env: Env = process.env): Config {
     kafkaSasl = { mechanism: mechanism as (typeof SASL)[number], username, password };
   }
 
+  const clickhouseRequestTimeoutMs = int('CLICKHOUSE_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  const consumerRebalanceTimeoutMs = int('CONSUMER_REBALANCE_TIMEOUT_MS', 60_000, 1000, 3_600_000);
+  if (consumerRebalanceTimeoutMs <= clickhouseRequestTimeoutMs) {
+    throw new ConfigError(
+      `CONSUMER_REBALANCE_TIMEOUT_MS=${consumerRebalanceTimeoutMs} must be larger than CLICKHOUSE_REQUEST_TIMEOUT_MS=${clickhouseRequestTimeoutMs}: a member waits for its insert in flight before it rejoins a rebalance`,
+    );
+  }
+
   return {
     databaseUrl,
     databaseSsl: bool('DATABASE_SSL', false),
@@ -164,19 +197,27 @@ export function loadConfig(env: Env = process.env): Config {
     producerFollowUpMs: int('PRODUCER_FOLLOW_UP_MS', 50, 1, 60_000),
     consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
     consumerFlushMs: int('CONSUMER_FLUSH_MS', 2, 0, 60_000),
+    consumerRebalanceTimeoutMs,
+    clickhouseRequestTimeoutMs,
+    databaseQueryTimeoutMs: int('DATABASE_QUERY_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    producerPublishTimeoutMs: int('PRODUCER_PUBLISH_TIMEOUT_MS', 30_000, 100, 3_600_000),
     httpPort: int('HTTP_PORT', 9464, 0, 65535),
     retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 100, 600_000),
   };
 }
 
-/** Every secret of a config, for redaction of free text. */
+/** Every secret of a config, for redaction of free text: passwords set alone and inside URLs. */
 export function configSecrets(config: Config): string[] {
   const out: string[] = [];
-  try {
-    const pw = decodeURIComponent(new URL(config.databaseUrl).password);
-    if (pw) out.push(pw);
-  } catch {
-    /* validated already */
+  for (const url of [config.databaseUrl, config.clickhouseUrl]) {
+    try {
+      const raw = new URL(url).password;
+      const pw = decodeURIComponent(raw);
+      if (pw) out.push(pw);
+      if (raw && raw !== pw) out.push(raw); // as it may appear in a message, still %-encoded
+    } catch {
+      /* validated already */
+    }
   }
   if (config.clickhousePassword) out.push(config.clickhousePassword);
   if (config.kafkaSasl) out.push(config.kafkaSasl.password);

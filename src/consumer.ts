@@ -1,30 +1,33 @@
 /**
- * Kafka → ClickHouse. Reads `user_event` in a consumer group, gathers messages of all partitions
- * into batches, stores each batch with ONE ClickHouse insert (sink.ts), dead-letters what cannot
- * be stored, and only then commits the offsets. A crash anywhere before the commit redelivers the
- * batch, and the sink's existence check makes the second delivery a no-op: exactly once in effect.
+ * Kafka → ClickHouse. Reads `user_event` in a consumer group and hands each partition's batch to
+ * the runner (runner.ts: batching, retries, stop, rebalances, commits); the runner calls `store`
+ * below for each batch — decode, ClickHouse (sink.ts), dead letters (dead-letters.ts) — and
+ * commits the offsets once it is stored. A crash anywhere before the commit redelivers the batch,
+ * and the sink's existence check makes the second delivery a no-op: exactly once in effect.
  *
- *   kafkajs eachBatch ──► BatchBuffer ──(due: maxRows, or first row waited flushMs)──► flush:
- *       decode ─► sink.write ─► dead letters ─► commit
+ *   kafkajs eachBatch ──► ConsumerRunner.handle ──► BatchBuffer ──(due)──► store:
+ *       decode ─► sink.write ─► dead letters            ──► CommitQueue ──► commit
  *
- * Only `kafkaSide` below touches kafkajs; the rest sees InboundMessage and the KafkaSide interface
- * (check, run, commit, deadLetter, pause, stop).
+ * Only `kafkaSide` below touches kafkajs; the rest sees InboundMessage.
  */
 import './kafkajs-patch.js'; // first: it must run before kafkajs loads
 import { Partitioners, type Consumer, type IHeaders, type KafkaMessage } from 'kafkajs';
-import { checkClickHouse, clickhouseErrorCode, clickhouseErrorText, clickhouseUnreachableMessage, createClickHouse } from './clickhouse.js';
+import { partitionKey, type TopicOffset } from './batch.js';
+import { checkClickHouse, clickhouseFailure, createClickHouse } from './clickhouse.js';
 import { decodeMessage } from './codec.js';
 import type { Config } from './config.js';
+import { sendDeadLetters, type DeadLetterInput, type DeadLetterRecord } from './dead-letters.js';
 import { describeError, StreamerError, UnreachableError } from './errors.js';
-import { createKafka, kafkaUnreachableMessage } from './kafka.js';
+import { createKafka, isRecordRejected, kafkaFailure, kafkaUnreachableMessage, UNKNOWN_TOPIC_TEXT, type KafkaLogEntry } from './kafka.js';
 import type { Logger } from './logger.js';
 import { metrics } from './metrics.js';
-import { backoffDelay, sleep } from './retry.js';
-import { BatchBuffer, CommitQueue, nextOffsets, Signal } from './batch.js';
+import { backoffDelay } from './retry.js';
+import { ConsumerRunner } from './runner.js';
 import { ClickHouseSink, type SinkInput } from './sink.js';
 
 /** A consumed message as the rest of the code sees it. */
 export interface InboundMessage {
+  topic: string;
   partition: number;
   offset: string;
   key: Buffer | null;
@@ -33,15 +36,10 @@ export interface InboundMessage {
   headers: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
 }
 
-export interface DeadLetter {
-  message: InboundMessage;
-  reason: string;
-}
-
 export interface RunningConsumer {
   /** Graceful: stores and commits what was read, then leaves the group. */
   stop(): Promise<void>;
-  /** Resolves once stopped; rejects only on an error the consumer cannot recover from. */
+  /** Resolves once stopped; rejects on an error the consumer cannot recover from (its message says why). */
   done: Promise<void>;
   /** False while batches cannot be stored (ClickHouse or Kafka failing): for /readyz. */
   readonly ready: boolean;
@@ -49,6 +47,7 @@ export interface RunningConsumer {
 
 export async function startConsumer(config: Config, logger: Logger): Promise<RunningConsumer> {
   const log = logger.child({ component: 'consumer' });
+  const table = `${config.clickhouseDatabase}.user_login`;
   const client = createClickHouse(config, logger);
   const k = kafkaSide(config, logger);
   let sink: ClickHouseSink<InboundMessage>;
@@ -60,75 +59,32 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     await client.close().catch(() => {});
     throw err;
   }
-  const buffer = new BatchBuffer<InboundMessage>(config.consumerMaxBatchRows, config.consumerFlushMs);
-  const added = new Signal();
-  const freed = new Signal();
-  const abort = new AbortController();
-  let stopping = false;
   const totals = { inserted: 0, duplicates: 0, deadLettered: 0 };
-  let storeFailing = false;
 
-  // Per partition, the highest offset stored in ClickHouse (or dead-lettered) by this process.
-  const storedUpTo = new Map<number, bigint>();
-  const stored = new Signal();
-  const commits = new CommitQueue(
-    (offsets) => k.commit(offsets),
-    // Stored but not committed (group rebalanced, broker restarting): the batch is read again
-    // later, and the sink finds every id of it already stored.
-    (err) => log.warn({ err: describeError(err) }, 'offset commit failed; the batch will be redelivered and skipped as duplicates'),
-  );
-
-  /**
-   * kafkajs hands over one partition's batch; it returns only once those messages are stored (or
-   * dead-lettered). A rebalance waits for running eachBatch calls, so a consumer never holds
-   * messages of a partition that has moved to another member (which would then read them from the
-   * older committed offset and insert them too, before either could see the other's rows).
-   * The offset commit is not waited for (CommitQueue): by then the rows are in ClickHouse, and a
-   * re-read finds them there. Batches of several partitions still share one insert: kafkajs runs
-   * several eachBatch calls at once (partitionsConsumedConcurrently) and the flusher takes them
-   * together.
-   */
-  async function onMessages(messages: InboundMessage[], heartbeat: () => Promise<void>): Promise<void> {
-    if (messages.length === 0) return;
-    // Heartbeats keep the membership while we wait; one that reports a rebalance is not acted on
-    // here: the messages are stored first, then kafkajs rejoins.
-    const beat = () => heartbeat().catch(() => {});
-    // Back-pressure: while a full batch waits (ClickHouse slow or down), stop taking more.
-    while (buffer.full() && !stopping) {
-      await freed.wait(3000);
-      await beat();
-    }
-    if (stopping) return; // not stored, never committed: the next run reads it again
-    buffer.add(messages);
-    added.notify();
-    const partition = messages[0]!.partition;
-    const last = messages.reduce((max, m) => (BigInt(m.offset) > max ? BigInt(m.offset) : max), -1n);
-    while (!stopping && (storedUpTo.get(partition) ?? -1n) < last) {
-      await stored.wait(3000);
-      await beat();
-    }
-  }
-
-  /** decode → store → dead-letter. Throws when a service is unavailable; safe to repeat. */
+  /** decode → store → dead-letter. Throws a classified StreamerError when it could not; safe to repeat. */
   async function store(batch: InboundMessage[]): Promise<void> {
     const inputs: SinkInput<InboundMessage>[] = [];
-    const dead: DeadLetter[] = [];
+    const dead: DeadLetterInput[] = [];
+    const letter = (message: InboundMessage, reason: string): DeadLetterInput => ({ ...message, reason });
     for (const message of batch) {
       const d = decodeMessage(message.value);
-      if (d.ok) inputs.push({ event: d.event, partition: message.partition, offset: message.offset, ref: message });
-      else dead.push({ message, reason: d.reason });
+      if (d.ok) inputs.push({ event: d.event, topic: message.topic, partition: message.partition, offset: message.offset, ref: message });
+      else dead.push(letter(message, d.reason));
     }
     let result;
     try {
       result = await sink.write(inputs);
     } catch (err) {
-      const text = clickhouseErrorCode(err) === null ? clickhouseUnreachableMessage(config, err) : `ClickHouse refused the batch: ${clickhouseErrorText(err)}`;
-      throw new StreamerError(text, { retriable: true, cause: err });
+      throw clickhouseFailure(config, err, table);
     }
-    for (const r of result.rejected) dead.push({ message: r.ref, reason: r.reason });
-    if (dead.length > 0) await k.deadLetter(dead);
-    for (const d of dead) {
-      log.warn({ partition: d.message.partition, offset: d.message.offset, reason: d.reason }, 'dead-lettered a message');
+    for (const r of result.rejected) dead.push(letter(r.ref, r.reason));
+    if (dead.length > 0) {
+      try {
+        await k.deadLetter(dead);
+      } catch (err) {
+        throw kafkaFailure(config, err);
+      }
+      for (const d of dead) log.warn({ partition: d.partition, offset: d.offset, reason: d.reason }, 'dead-lettered a message');
     }
     totals.inserted += result.inserted;
     totals.duplicates += result.duplicates;
@@ -146,70 +102,29 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     log.debug({ rows: batch.length, inserted: result.inserted, duplicates: result.duplicates, deadLettered: dead.length }, 'batch stored');
   }
 
-  async function flush(batch: InboundMessage[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await store(batch);
-        storeFailing = false;
-        if (attempt > 1) log.info({ attempts: attempt }, 'batch stored after retrying');
-        break;
-      } catch (err) {
-        storeFailing = true;
-        if (stopping && attempt > 1) {
-          log.warn({ rows: batch.length, err: describeError(err) }, 'stopping with a batch not stored: it is not committed and will be read again');
-          return;
-        }
-        const delayMs = backoffDelay(attempt, config.retryMaxDelayMs);
-        log.warn({ attempt, delayMs, rows: batch.length, err: describeError(err) }, `could not store a batch; retrying in ${delayMs} ms`);
-        await sleep(delayMs, abort.signal);
-      }
-    }
-    const offsets = nextOffsets(batch);
-    for (const [partition, next] of offsets) {
-      const upTo = BigInt(next) - 1n;
-      if ((storedUpTo.get(partition) ?? -1n) < upTo) storedUpTo.set(partition, upTo);
-    }
-    stored.notify();
-    commits.request(offsets);
-  }
-
-  const flusher = (async () => {
-    for (;;) {
-      if (stopping && buffer.size === 0) return;
-      const waitMs = stopping ? 0 : buffer.dueIn();
-      if (waitMs > 0) {
-        await added.wait(waitMs);
-        continue;
-      }
-      const batch = buffer.take();
-      freed.notify();
-      await flush(batch);
-    }
-  })();
-  flusher.catch(() => {}); // observed by stop() and `done`; this only keeps Node from calling it unhandled meanwhile
+  const runner = new ConsumerRunner<InboundMessage>(
+    { store, commit: (offsets) => k.commit(offsets) },
+    { maxRows: config.consumerMaxBatchRows, flushMs: config.consumerFlushMs, retryMaxDelayMs: config.retryMaxDelayMs, log },
+  );
 
   let stopped: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
-      stopping = true;
       k.pause();
-      added.notify();
-      freed.notify();
-      stored.notify();
-      abort.abort();
-      let failure: unknown = null;
-      await flusher.catch((err: unknown) => (failure = err));
-      await commits.drain(); // before leaving the group, so that the next member starts after it
+      await runner.stop(); // the batch in flight, then the commits requested — before leaving the group
       await k.stop();
       await client.close().catch(() => {});
-      log.info(totals, 'stopped');
-      if (failure) throw failure;
+      log.info({ ...totals, ...runner.totals }, 'stopped');
     })();
     return stopped;
   };
 
   try {
-    await k.run(onMessages);
+    await k.run({
+      onMessages: (messages, heartbeat) => runner.handle(messages, heartbeat),
+      onAssigned: (assigned) => runner.assigned(assigned),
+      onTopicSuspect: (topic) => runner.forgetTopic(topic),
+    });
   } catch (err) {
     await stop().catch(() => {});
     if ((err as { type?: unknown }).type === 'UNKNOWN_TOPIC_OR_PARTITION') {
@@ -219,40 +134,66 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
   }
   log.info({ topic: config.kafkaTopic, groupId: config.kafkaGroupId, maxBatchRows: config.consumerMaxBatchRows, flushMs: config.consumerFlushMs }, 'consuming');
 
-  // The flush loop ends when stop() is called — or on a bug, which stops everything and rejects.
-  const done = flusher.then(
+  // The runner ends when stop() is called — or on an error retrying cannot cure, which stops
+  // everything and rejects.
+  const done = runner.done.then(
     () => stopped ?? stop(),
     async (err: unknown) => {
-      log.error({ err }, 'consumer failed');
+      log.error({ err: describeError(err) }, 'consumer stopped: an error retrying cannot cure');
       await (stopped ?? stop()).catch(() => {});
       throw err;
     },
   );
+  done.catch(() => {}); // observed by the caller; this only keeps Node from calling it unhandled meanwhile
   return {
     stop,
     done,
     get ready() {
-      return !storeFailing && !stopping;
+      return runner.ready;
     },
   };
 }
 
 // ---------------------------------------------------------------- the kafkajs edge
 
+interface KafkaHandlers {
+  onMessages(messages: InboundMessage[], heartbeat: () => Promise<void>): Promise<void>;
+  /** The partitions this member owns after a rebalance (topic-partition keys). */
+  onAssigned(partitions: ReadonlySet<string>): void;
+  /** The topic may have been deleted and re-created: the Kafka consumer is about to start over. */
+  onTopicSuspect(topic: string): void;
+}
+
 interface KafkaSide {
   /** An UnreachableError with the fix when the brokers do not answer. */
   check(): Promise<void>;
-  run(onMessages: (messages: InboundMessage[], heartbeat: () => Promise<void>) => Promise<void>): Promise<void>;
-  commit(offsets: Map<number, string>): Promise<void>;
+  run(handlers: KafkaHandlers): Promise<void>;
+  commit(offsets: TopicOffset[]): Promise<void>;
   /** Resolves once the broker has every dead letter (acks=all). */
-  deadLetter(letters: DeadLetter[]): Promise<void>;
+  deadLetter(letters: DeadLetterInput[]): Promise<void>;
   pause(): void;
   stop(): Promise<void>;
 }
 
 function kafkaSide(config: Config, logger: Logger): KafkaSide {
   const log = logger.child({ component: 'consumer' });
-  const kafka = createKafka(config, logger, '-consumer');
+  // A fetch answered "this server does not host this topic-partition" means the topic was
+  // deleted (or the client's metadata is stale). kafkajs would fetch on at its old positions once
+  // the topic exists again — on a re-created topic, skipping every new message below them without
+  // a word (issue 9, finding 5: 293 of 300 rows). Kafka deletes the group's offsets with the topic,
+  // so a new kafkajs consumer starts at the new topic's beginning: restart it, after dropping the
+  // commits not yet sent. Stale metadata costs a rejoin and a re-read since the last commit.
+  const watch = (entry: KafkaLogEntry) => {
+    if (!stopped && consumer && !restarting && String(entry.error ?? '').includes(UNKNOWN_TOPIC_TEXT)) {
+      log.warn(
+        { topic: config.kafkaTopic, err: UNKNOWN_TOPIC_TEXT },
+        `Kafka says topic ${config.kafkaTopic} is not there: it was deleted (or metadata is stale). Restarting the Kafka consumer, which then reads the topic from the group's committed offsets — from its beginning if it was re-created`,
+      );
+      handlers.onTopicSuspect(config.kafkaTopic);
+      scheduleRestart(0);
+    }
+  };
+  const kafka = createKafka(config, logger, '-consumer', watch);
   // Not idempotent: dead letters are at-least-once anyway (a crash before the commit sends them
   // again), and kafkajs marks its idempotent producer experimental.
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -260,7 +201,8 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
   let stopped = false;
   let restartAttempt = 0;
   let restartTimer: NodeJS.Timeout | null = null;
-  let handler: Parameters<KafkaSide['run']>[0] = async () => {};
+  let restarting = false; // from a scheduled restart until the new member joins
+  let handlers: KafkaHandlers = { onMessages: async () => {}, onAssigned: () => {}, onTopicSuspect: () => {} };
 
   async function startGroupMember(): Promise<void> {
     const c = kafka.consumer({
@@ -274,6 +216,14 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
       // session before the new one joins; 30 s (kafkajs's default) stalled consumption that long.
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
+      // How long a rebalance waits for members to rejoin: a member gives up what it cannot store
+      // and rejoins at once, but waits for an insert in flight (≤ CLICKHOUSE_REQUEST_TIMEOUT_MS,
+      // which config.ts keeps below this).
+      rebalanceTimeout: config.consumerRebalanceTimeoutMs,
+      // kafkajs's metadata requests would otherwise create a missing topic with the broker's
+      // defaults — re-creating at once a topic an operator just deleted (check() creates ours at
+      // start, and the producer creates it on its first publish).
+      allowAutoTopicCreation: false,
       retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000, restartOnFailure: async () => true },
     });
     c.on(c.events.CRASH, ({ payload }) => {
@@ -284,6 +234,12 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
     });
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       restartAttempt = 0;
+      restarting = false;
+      const assigned = new Set<string>();
+      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+        for (const partition of partitions) assigned.add(partitionKey({ topic, partition }));
+      }
+      handlers.onAssigned(assigned);
       log.info({ assignment: payload.memberAssignment }, 'joined the consumer group');
     });
     consumer = c;
@@ -292,18 +248,21 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
     await c.run({
       // Every partition's batch may be in flight at once, so that they share one insert.
       partitionsConsumedConcurrently: 64,
-      autoCommit: false, // committed by us, after ClickHouse and the dead-letter topic acknowledged
-      eachBatchAutoResolve: true, // the fetch position moves on; the commit is ours alone
+      autoCommit: false, // committed by the runner, after ClickHouse and the dead-letter topic acknowledged
+      // The fetch position moves on when eachBatch returns; it throws instead when the runner gave
+      // the partition up (a rebalance), so those offsets are not resolved.
+      eachBatchAutoResolve: true,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale()) return;
-        await handler(batch.messages.map((m) => toInbound(batch.partition, m)), heartbeat);
+        await handlers.onMessages(batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)), heartbeat);
       },
     });
   }
 
-  function scheduleRestart(): void {
+  function scheduleRestart(delayMs = backoffDelay(restartAttempt + 1, config.retryMaxDelayMs)): void {
+    if (restartTimer) return;
+    restarting = true;
     restartAttempt++;
-    const delayMs = backoffDelay(restartAttempt, config.retryMaxDelayMs);
     log.warn({ attempt: restartAttempt, delayMs }, `restarting the Kafka consumer in ${delayMs} ms`);
     restartTimer = setTimeout(() => {
       restartTimer = null;
@@ -320,6 +279,10 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
       })();
     }, delayMs);
   }
+
+  const send = async (records: DeadLetterRecord[]) => {
+    await producer.send({ topic: config.kafkaDlqTopic, acks: -1, messages: records });
+  };
 
   return {
     async check() {
@@ -345,32 +308,19 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
         await admin.disconnect().catch(() => {});
       }
     },
-    async run(onMessages) {
-      handler = onMessages;
+    async run(h) {
+      handlers = h;
       await producer.connect();
       await startGroupMember();
     },
     async commit(offsets) {
       if (!consumer) throw new Error('no Kafka consumer');
-      await consumer.commitOffsets([...offsets].map(([partition, offset]) => ({ topic: config.kafkaTopic, partition, offset })));
+      await consumer.commitOffsets(offsets);
     },
     async deadLetter(letters) {
-      await producer.send({
-        topic: config.kafkaDlqTopic,
-        acks: -1,
-        messages: letters.map(({ message, reason }) => ({
-          key: message.key,
-          value: message.value,
-          headers: {
-            ...message.headers,
-            'x-dlq-reason': reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason,
-            'x-original-topic': config.kafkaTopic,
-            'x-original-partition': String(message.partition),
-            'x-original-offset': message.offset,
-            'x-original-timestamp': message.timestamp,
-          },
-        })),
-      });
+      await sendDeadLetters(letters, send, isRecordRejected, (l, bytes) =>
+        log.warn({ partition: l.partition, offset: l.offset, originalBytes: l.value?.length ?? 0, bytesSent: bytes }, 'a dead letter was too large for the dead-letter topic: recorded with its value truncated (x-dlq-value-truncated)'),
+      );
     },
     pause() {
       try {
@@ -389,8 +339,9 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
   };
 }
 
-function toInbound(partition: number, m: KafkaMessage): InboundMessage {
+function toInbound(topic: string, partition: number, m: KafkaMessage): InboundMessage {
   return {
+    topic,
     partition,
     offset: m.offset,
     key: m.key ?? null,

@@ -1,6 +1,10 @@
 /**
- * A small error hierarchy. The retry loops read `retriable`; the CLI prints `message` as one line
- * (never a stack trace) for errors a user can fix.
+ * A small error hierarchy. The retry loops (producer.ts, runner.ts) read `retriable`, as kafkajs's
+ * retrier does: a retriable error (a service down, restarting, timing out) is retried with capped
+ * backoff for as long as it takes; anything else (a table dropped, a privilege revoked) stops the
+ * process with its message, since retrying cannot cure it. Each service's module decides which of
+ * its errors are which (db.ts, kafka.ts, clickhouse.ts) and wraps them with `classified`. The CLI
+ * prints `message` as one line (never a stack trace) for errors a user can fix.
  */
 export class StreamerError extends Error {
   readonly retriable: boolean;
@@ -19,6 +23,16 @@ export class UnreachableError extends StreamerError {
   constructor(message: string, cause?: unknown) {
     super(message, { retriable: true, cause });
   }
+}
+
+/** Whether a loop should retry `err`: only a StreamerError that says so. */
+export function isRetriable(err: unknown): boolean {
+  return err instanceof StreamerError && err.retriable;
+}
+
+/** `err` as a StreamerError with `message`, retriable or not as its service's module decided. */
+export function classified(message: string, retriable: boolean, cause: unknown): StreamerError {
+  return new StreamerError(message, { retriable, cause });
 }
 
 /** The error's message plus its code, if it has one (ECONNREFUSED, 57P01, …). */

@@ -6,10 +6,13 @@
 import './kafkajs-patch.js'; // first: it must run before kafkajs loads
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Config } from './config.js';
-import { describeError } from './errors.js';
+import { describeError, StreamerError, UnreachableError } from './errors.js';
 import type { Logger } from './logger.js';
 
-export function createKafka(config: Config, logger: Logger, clientSuffix = ''): Kafka {
+/** What kafkajs logs, for a caller that must react to it (see the consumer's topic watch). */
+export type KafkaLogEntry = { namespace: string; message: string; error?: unknown };
+
+export function createKafka(config: Config, logger: Logger, clientSuffix = '', onEntry?: (entry: KafkaLogEntry) => void): Kafka {
   const log = logger.child({ component: 'kafkajs' });
   const kafkaConfig: KafkaConfig = {
     clientId: config.kafkaClientId + clientSuffix,
@@ -25,6 +28,7 @@ export function createKafka(config: Config, logger: Logger, clientSuffix = ''): 
     logCreator: () => ({ namespace, log: entry }) => {
       const { message, ...extra } = entry as { message: string } & Record<string, unknown>;
       log.debug({ namespace, ...extra }, message);
+      onEntry?.({ namespace, message, error: extra.error });
     },
   };
   if (config.kafkaSasl) {
@@ -36,6 +40,12 @@ export function createKafka(config: Config, logger: Logger, clientSuffix = ''): 
   }
   return new Kafka(kafkaConfig);
 }
+
+/**
+ * The text kafkajs 2.2.4 gives UNKNOWN_TOPIC_OR_PARTITION (a unit test pins it): a broker answered
+ * a request for a topic-partition it does not have — the topic was deleted, or metadata is stale.
+ */
+export const UNKNOWN_TOPIC_TEXT = 'This server does not host this topic-partition';
 
 /** The error types with which a broker refuses a record for good (retrying cannot help). */
 const REJECTED_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
@@ -61,6 +71,42 @@ function hasKafkaErrorType(err: unknown, types: ReadonlySet<string>): boolean {
     e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
   }
   return false;
+}
+
+/**
+ * Error types and names with which Kafka says no for good: retrying cannot help until an operator
+ * changes something (an ACL, a credential, a topic name). Everything else a Kafka client meets —
+ * a broker down, a leader moving, a request timing out, a retry budget spent on those — is an
+ * outage, retried.
+ */
+const PERMANENT_TYPES = new Set([
+  'TOPIC_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED',
+  'UNSUPPORTED_SASL_MECHANISM',
+  'ILLEGAL_SASL_STATE',
+  'INVALID_TOPIC_EXCEPTION',
+  'UNSUPPORTED_VERSION',
+  'POLICY_VIOLATION',
+]);
+const PERMANENT_NAMES = new Set(['KafkaJSSASLAuthenticationError']);
+
+export function isKafkaRetriable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 6; depth++) {
+    const { type, name } = e as { type?: unknown; name?: unknown };
+    if ((typeof type === 'string' && PERMANENT_TYPES.has(type)) || (typeof name === 'string' && PERMANENT_NAMES.has(name))) return false;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return true;
+}
+
+/** A Kafka error as a StreamerError: unreachable (retried), or refused for good with the reason. */
+export function kafkaFailure(config: Config, err: unknown): StreamerError {
+  if (err instanceof StreamerError) return err;
+  if (isKafkaRetriable(err)) return new UnreachableError(kafkaUnreachableMessage(config, err), err);
+  return new StreamerError(`Kafka at ${config.kafkaBrokers.join(',')} refused us: ${describeError(err)} — check the ACLs and credentials (KAFKA_SASL_*)`, { cause: err });
 }
 
 /** "Kafka at a:9092,b:9092 is not reachable (…)" with the fix. */

@@ -30,7 +30,7 @@ export async function startListener(config: Config, logger: Logger, wake: (reaso
   const log = logger.child({ component: 'listener', channel: NOTIFY_CHANNEL });
   let connected = false;
   let everConnected = false;
-  const subscriber: Subscriber = createSubscriber(pgConnectionConfig(config, 'streamer-listener'), {
+  const subscriber: Subscriber = createSubscriber(pgConnectionConfig(config, 'streamer-listener', { queryTimeoutMs: config.databaseQueryTimeoutMs }), {
     // pg-listen gives up after 3 s by default, which turns a PostgreSQL restart into a fatal
     // error. We retry forever with capped, jittered backoff and log every attempt.
     retryLimit: Infinity,
@@ -40,7 +40,8 @@ export async function startListener(config: Config, logger: Logger, wake: (reaso
       log.warn({ attempt: failedAttempts + 1, nextRetryMs: delayMs }, `PostgreSQL LISTEN connection: attempt ${failedAttempts + 1} failed, next in ${delayMs} ms`);
       return delayMs;
     },
-    // A cheap query every 10 s notices a half-open connection (no TCP reset after a network cut).
+    // A cheap query every 10 s notices a half-open connection (no TCP reset after a network cut):
+    // it fails at DATABASE_QUERY_TIMEOUT_MS, and pg-listen reconnects.
     paranoidChecking: 10_000,
     // The payload is a plain word (the trigger's TG_OP), not JSON.
     parse: (payload: string) => payload,

@@ -17,8 +17,9 @@
 import type pg from 'pg';
 import { encodeRow, type EncodedMessage, type PendingRow } from './codec.js';
 import type { Config } from './config.js';
-import { assertPgReachable, createPool, isPgConnectionError } from './db.js';
-import { describeError } from './errors.js';
+import { assertPgReachable, createPool, isPgConnectionError, pgFailure } from './db.js';
+import { describeError, isRetriable, StreamerError, UnreachableError } from './errors.js';
+import { kafkaFailure } from './kafka.js';
 import { startListener, type Listener } from './listener.js';
 import type { Logger } from './logger.js';
 import { metrics, registerGauge } from './metrics.js';
@@ -38,9 +39,34 @@ export interface ProducerStats {
   passes: number;
 }
 
-/** One batch: claim, publish, mark (and record refused rows), in one transaction. */
-export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize: number, log: Logger): Promise<BatchResult> {
-  const client = await pool.connect();
+/**
+ * `work`, or a retriable error once `ms` have passed without it settling (its result is then
+ * ignored); `onTimeout` runs first.
+ */
+async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => StreamerError): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  work.catch(() => {}); // settles after the deadline: already reported
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * One batch: claim, publish, mark (and record refused rows), in one transaction. Every failure
+ * comes out as a StreamerError that says which service failed and whether retrying can help.
+ */
+export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Config, log: Logger, batchSize = config.producerBatchSize): Promise<BatchResult> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw pgFailure(config, err);
+  }
   // pg-pool stops listening for a client's errors while it is checked out, and while the batch is
   // published no query is in flight to receive one: a PostgreSQL restart then (FATAL 57P01) was an
   // unhandled 'error' event that killed the process. Kept here, the error fails the next query
@@ -68,7 +94,20 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize:
         failed.push({ id: String(row.id), error: `cannot encode the row: ${describeError(err)}` });
       }
     }
-    const rejected = await publisher.publish(messages, claimedAt);
+    // The claimed rows stay locked while Kafka acknowledges: at most PRODUCER_PUBLISH_TIMEOUT_MS,
+    // then the transaction rolls back and a new Kafka producer is made for the next attempt (a
+    // hung broker held the locks ~5 minutes before issue 9: kafkajs's 9 attempts × 30 s).
+    let rejected;
+    try {
+      rejected = await withDeadline(publisher.publish(messages, claimedAt), config.producerPublishTimeoutMs, () => {
+        publisher.abandon();
+        return new UnreachableError(
+          `Kafka at ${config.kafkaBrokers.join(',')} did not acknowledge ${messages.length} rows within PRODUCER_PUBLISH_TIMEOUT_MS=${config.producerPublishTimeoutMs}: rolled back, the rows stay pending`,
+        );
+      });
+    } catch (err) {
+      throw kafkaFailure(config, err);
+    }
     const rejectedKeys = new Set(rejected.map((r) => r.message.key));
     for (const r of rejected) failed.push({ id: r.message.key, error: r.error });
     const sentIds = messages.filter((m) => !rejectedKeys.has(m.key)).map((m) => m.key);
@@ -84,7 +123,7 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize:
     return { claimed: rows.length, published: sentIds.length, failed: failed.length };
   } catch (err) {
     // A dead connection cannot roll back; PostgreSQL rolls back when the session ends.
-    await client.query('ROLLBACK').catch(() => {});
+    if (!connectionLost && !isPgConnectionError(err)) await client.query('ROLLBACK').catch(() => {});
     // A broken connection is discarded (our listener stays on it: it may still emit); a healthy
     // one goes back to the pool without it (each Kafka failure left one behind before: Node's
     // MaxListenersExceededWarning after 10 failed batches).
@@ -92,7 +131,7 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, batchSize:
     if (!broken) client.off('error', onError);
     client.release(broken);
     released = true;
-    throw err;
+    throw err instanceof StreamerError ? err : pgFailure(config, err);
   } finally {
     if (!released) {
       if (!connectionLost) client.off('error', onError);
@@ -133,6 +172,7 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
 
   const stats: ProducerStats = { published: 0, failed: 0, passes: 0 };
   const abort = new AbortController();
+  let failure: unknown = null; // an error retrying cannot cure: the producer stops with it
   let wanted = false; // a wake arrived that no pass has served yet
   let running: Promise<void> | undefined;
   let kick: (() => void) | undefined; // wakes the idle loop
@@ -168,7 +208,7 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
         let published = 0;
         for (;;) {
           if (abort.signal.aborted) break;
-          const r = await drainBatch(pool, publisher, config.producerBatchSize, log);
+          const r = await drainBatch(pool, publisher, config, log);
           published += r.published;
           stats.published += r.published;
           stats.failed += r.failed;
@@ -189,6 +229,11 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
         failures = 0;
         if (published > 0) log.debug({ published, ms: Date.now() - started }, 'drained');
       } catch (err) {
+        if (!isRetriable(err)) {
+          log.error({ err: describeError(err) }, 'publishing failed, and retrying cannot help: the producer stops (the rows stay pending)');
+          failure = err;
+          return;
+        }
         failures++;
         wanted = true; // the rows are still pending: try again after the backoff
         const delayMs = backoffDelay(failures, config.retryMaxDelayMs);
@@ -214,7 +259,7 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
   log.info({ topic: config.kafkaTopic, batchSize: config.producerBatchSize, sweepIntervalMs: config.sweepIntervalMs }, 'producer started');
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
+  const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       clearInterval(timer);
       clearTimeout(followUp);
@@ -226,9 +271,16 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
       log.info({ published: stats.published, failed: stats.failed }, 'producer stopped');
     })());
 
+  // The loop ends when stop() is called — or on an error retrying cannot cure, which closes
+  // everything and rejects `done` with it.
+  const done = running.then(async () => {
+    await stop();
+    if (failure !== null) throw failure;
+  });
+  done.catch(() => {}); // observed by the caller; this only keeps Node from calling it unhandled meanwhile
   return {
     stop,
-    done: running.then(() => stopping),
+    done,
     stats,
     get ready() {
       return listener?.connected ?? false;
@@ -263,7 +315,7 @@ export async function sweepOnce(
     const total = await countPending(pool);
     onProgress?.(0, total);
     for (;;) {
-      const r = await drainBatch(pool, publisher, config.producerBatchSize, log);
+      const r = await drainBatch(pool, publisher, config, log);
       published += r.published;
       failed += r.failed;
       onProgress?.(published + failed, Math.max(total, published + failed));

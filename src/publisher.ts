@@ -16,6 +16,11 @@ export interface Publisher {
    * do not fail the others: they are returned with the broker's reason.
    */
   publish(messages: readonly EncodedMessage[], timestampMs?: number): Promise<Array<{ message: EncodedMessage; error: string }>>;
+  /**
+   * The publish in progress was given up (its deadline passed): the next publish uses a new Kafka
+   * producer, so that the old one's retries of the abandoned send cannot interleave with it.
+   */
+  abandon(): void;
   close(): Promise<void>;
 }
 
@@ -63,9 +68,12 @@ export function createPublisher(config: Config, logger: Logger, makeProducer?: P
 
   return {
     connect: connectProducer,
+    abandon() {
+      replace = true;
+    },
     async publish(messages, timestampMs) {
       if (replace) {
-        log.warn('Kafka lost track of this producer\'s sequence numbers: starting a new idempotent producer');
+        log.warn('starting a new idempotent Kafka producer (the broker lost track of the old one\'s sequence numbers, or a publish was given up)');
         const old = producer;
         producer = newProducer();
         await old.disconnect().catch(() => {});
@@ -105,9 +113,10 @@ function kafkajsProducers(config: Config, logger: Logger): ProducerFactory {
   const kafka = createKafka(config, logger, '-producer');
   return () =>
     kafka.producer({
-      // Idempotent: a retried produce request is not written twice. kafkajs would retry forever by
-      // default; we bound it (~30 s) so that a Kafka outage fails the batch, the PostgreSQL
-      // transaction rolls back and the producer's own capped backoff takes over.
+      // Idempotent: a retried produce request is not written twice. kafkajs's own retries (8, each
+      // up to its 30 s request timeout on a hung broker) are cut short by the producer's deadline
+      // (PRODUCER_PUBLISH_TIMEOUT_MS, 30 s): the PostgreSQL transaction rolls back, the rows stay
+      // pending, and the producer's capped backoff takes over.
       idempotent: true,
       maxInFlightRequests: 1,
       retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },

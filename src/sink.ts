@@ -12,10 +12,20 @@
  *     returns those as rejected and stores the rest.
  * It throws only when ClickHouse is unavailable; a retry of the same batch is safe, because step 2
  * finds whatever a failed attempt managed to store.
+ *
+ * An insert the client gave up on (CLICKHOUSE_REQUEST_TIMEOUT_MS, a reset connection) may still be
+ * running on the server, and finish after the retry's step 2 looked (issue 9, finding 3: that
+ * stored the same rows twice). So every insert carries a query id made from the batch's Kafka
+ * positions (the same on every attempt of the same rows), and after an insert ended without an
+ * answer the next write first waits until no query with that id runs on the server
+ * (system.processes) — then step 2 sees what it stored. Should it start again meanwhile, the
+ * server refuses the second query with the same id (code 216, retried).
  */
+import { createHash } from 'node:crypto';
 import type { UserLoginEvent } from './codec.js';
 import { parseTimestamp } from './codec.js';
 import {
+  clickhouseErrorCode,
   clickhouseErrorText,
   clickhouseNow,
   isClickHouseDataError,
@@ -28,6 +38,7 @@ import type { Logger } from './logger.js';
 
 export interface SinkInput<T> {
   event: UserLoginEvent;
+  topic: string;
   partition: number;
   offset: string;
   ref: T;
@@ -65,7 +76,22 @@ export interface ClickHouseRow {
  */
 const EXISTING_IDS = (condition: string) => `SELECT id FROM user_login WHERE ${condition}`;
 
+/** Query ids of inserts that ended without an answer: they may still run on the server. */
+const RUNNING = (ids: readonly string[]) => `SELECT query_id AS q, toString(elapsed) AS s FROM system.processes WHERE query_id IN (${ids.map((i) => `'${i}'`).join(',')})`;
+
+/** The query id of a batch's insert: from its Kafka positions, so every attempt has the same. */
+export function insertQueryId(inputs: readonly { topic: string; partition: number; offset: string }[], part = ''): string {
+  const h = createHash('sha256');
+  for (const i of inputs) h.update(`${i.topic}\u0000${i.partition}:${i.offset};`);
+  return `streamer-insert-${h.digest('hex').slice(0, 32)}${part}`;
+}
+
+const QUERY_ID = /^streamer-insert-[0-9a-f]{32}[0-9a-z-]*$/;
+
 export class ClickHouseSink<T> {
+  /** Inserts that ended without an answer (see the module comment). */
+  private readonly unanswered = new Set<string>();
+
   private constructor(
     private readonly client: ClickHouseClient,
     readonly eventTimeType: EventTimeType,
@@ -98,11 +124,12 @@ export class ClickHouseSink<T> {
       else rejected.push({ ref: input.ref, reason: r.reason });
     }
     const unique = firstOfEachId(mapped, (m) => m.row.id);
+    await this.waitForUnanswered();
     const existing = await this.existingIds(unique.map((m) => m.row.id));
     const fresh = unique.filter((m) => !existing.has(m.row.id));
     const duplicates = mapped.length - fresh.length;
     const refusedBefore = new Set(rejected.map((r) => r.ref));
-    await this.insertSplitting(fresh, rejected);
+    await this.insertSplitting(fresh, rejected, insertQueryId(inputs));
     const refused = new Set(rejected.map((r) => r.ref).filter((ref) => !refusedBefore.has(ref)));
     const stored = fresh.filter((f) => !refused.has(f.ref)).map((f) => f.ref);
     if (duplicates > 0) this.log.debug({ duplicates }, 'ids already stored were skipped');
@@ -121,11 +148,30 @@ export class ClickHouseSink<T> {
     return found;
   }
 
-  private async insertSplitting(items: { row: ClickHouseRow; ref: T }[], rejected: Rejection<T>[]): Promise<void> {
+  /** Waits until no insert that ended without an answer still runs on the server. */
+  private async waitForUnanswered(): Promise<void> {
+    if (this.unanswered.size === 0) return;
+    const ids = [...this.unanswered].filter((q) => QUERY_ID.test(q));
+    for (let polls = 0; ; polls++) {
+      const running = await (await this.client.query({ query: RUNNING(ids), format: 'JSONEachRow' })).json<{ q: string; s: string }>();
+      if (running.length === 0) break;
+      if (polls % 50 === 0) {
+        this.log.warn({ queryIds: running.map((r) => r.q), elapsedSeconds: running.map((r) => Number(r.s)) }, 'an insert the client gave up on still runs on ClickHouse: waiting for it before looking at what is stored');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    this.unanswered.clear();
+  }
+
+  private async insertSplitting(items: { row: ClickHouseRow; ref: T }[], rejected: Rejection<T>[], queryId: string): Promise<void> {
     if (items.length === 0) return;
     try {
-      await this.client.insert({ table: 'user_login', values: items.map((i) => i.row), format: 'JSONEachRow' });
+      await this.client.insert({ table: 'user_login', values: items.map((i) => i.row), format: 'JSONEachRow', query_id: queryId });
     } catch (err) {
+      const code = clickhouseErrorCode(err);
+      // No answer (timeout, reset), or "a query with this id is already running" (216): the
+      // server may have, or be running, this insert.
+      if (code === null || code === 216) this.unanswered.add(queryId);
       if (!isClickHouseDataError(err)) throw err;
       if (items.length === 1) {
         const item = items[0] as { row: ClickHouseRow; ref: T };
@@ -136,8 +182,8 @@ export class ClickHouseSink<T> {
       // One bad row fails a whole insert (nothing of it is stored): halve until it is alone.
       this.log.info({ rows: items.length, err: clickhouseErrorText(err) }, 'ClickHouse refused a batch: splitting it to find the bad rows');
       const mid = Math.ceil(items.length / 2);
-      await this.insertSplitting(items.slice(0, mid), rejected);
-      await this.insertSplitting(items.slice(mid), rejected);
+      await this.insertSplitting(items.slice(0, mid), rejected, `${queryId}-a`);
+      await this.insertSplitting(items.slice(mid), rejected, `${queryId}-b`);
     }
   }
 }

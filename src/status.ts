@@ -83,7 +83,7 @@ export async function status(config: Config, logger: Logger): Promise<StatusRepo
 }
 
 async function postgresStatus(config: Config, logger: Logger): Promise<StatusReport['postgres']> {
-  const pool = createPool(config, logger, 'streamer-status');
+  const pool = createPool(config, logger, 'streamer-status', {});
   try {
     await assertPgReachable(pool, config);
     const one = async (sql: string) => Number((await pool.query<{ n: string }>(sql)).rows[0]?.n ?? 0);

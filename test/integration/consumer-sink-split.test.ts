@@ -27,6 +27,7 @@ afterAll(async () => {
 
 const input = (id: number, username: string): SinkInput<string> => ({
   event: { id, username, event_type: 'login', event_time: '2024-01-01 00:00:00.000000' },
+  topic: 't',
   partition: 0,
   offset: String(id),
   ref: `ref-${id}`,

@@ -32,6 +32,7 @@ it('the connection dies while the batch is published: the batch rolls back, the 
   const publisher: Publisher = {
     connect: async () => {},
     close: async () => {},
+    abandon: () => {},
     publish: async (messages) => {
       published.push([...messages]);
       if (kill) {
@@ -49,11 +50,11 @@ it('the connection dies while the batch is published: the batch rolls back, the 
   process.on('uncaughtException', onUncaught);
   try {
     // First batch: the connection is gone before MARK_SENT, so the batch must fail and roll back.
-    await expect(drainBatch(pool, publisher, 100, logger)).rejects.toThrow();
+    await expect(drainBatch(pool, publisher, iso.config, logger, 100)).rejects.toThrow();
     expect(unhandled).toEqual([]);
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(0);
     // The pool hands out a working connection again: the retry publishes and marks all five.
-    const r = await drainBatch(pool, publisher, 100, logger);
+    const r = await drainBatch(pool, publisher, iso.config, logger, 100);
     expect(r).toEqual({ claimed: 5, published: 5, failed: 0 });
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(5);
   } finally {
@@ -71,20 +72,21 @@ it('Kafka failing batch after batch: every batch rolls back, and no listener pil
   const publisher: Publisher = {
     connect: async () => {},
     close: async () => {},
+    abandon: () => {},
     publish: async () => {
       if (failures-- > 0) throw new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
       return [];
     },
   };
   try {
-    for (let i = 0; i < 12; i++) await expect(drainBatch(pool, publisher, 100, logger)).rejects.toThrow(/ECONNREFUSED/);
+    for (let i = 0; i < 12; i++) await expect(drainBatch(pool, publisher, iso.config, logger, 100)).rejects.toThrow(/ECONNREFUSED/);
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(0);
     const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect(), pool.connect()]);
     // pg-pool's own listener is off while a client is checked out: what is left would be ours.
     const listeners = clients.map((c) => c.listenerCount('error'));
     for (const c of clients) c.release();
     expect(listeners).toEqual([0, 0, 0, 0]);
-    expect(await drainBatch(pool, publisher, 100, logger)).toEqual({ claimed: 3, published: 3, failed: 0 });
+    expect(await drainBatch(pool, publisher, iso.config, logger, 100)).toEqual({ claimed: 3, published: 3, failed: 0 });
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(3);
   } finally {
     await pool.end().catch(() => {});

@@ -49,3 +49,28 @@ export function restartPostgres(): void {
   const bin = execFileSync('bash', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1']).toString().trim();
   execFileSync('su', ['postgres', '-s', '/bin/sh', '-c', `'${bin}/pg_ctl' -D '${data}' -m fast -w restart`], { stdio: 'ignore' });
 }
+
+function stackPid(service: StoppableService): number {
+  const file = path.join(STACK_DIR, PID_FILES[service]);
+  if (!existsSync(file)) {
+    throw new Error(`${service} was not started by the native stack (${file} is missing): this test freezes it, so run it against "npm run stack:up"`);
+  }
+  return Number(readFileSync(file, 'utf8').trim());
+}
+
+/**
+ * SIGSTOP: the server stops answering but keeps every connection open — a hung server, not a
+ * stopped one (no reset, no refusal; requests wait for their timeouts). `resume` is SIGCONT.
+ */
+export function freezeService(service: StoppableService): { resume(): void } {
+  const pid = stackPid(service);
+  process.kill(pid, 'SIGSTOP');
+  let resumed = false;
+  return {
+    resume() {
+      if (resumed) return;
+      resumed = true;
+      process.kill(pid, 'SIGCONT');
+    },
+  };
+}

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createPublisher } from '../../src/publisher.js';
 import { groupMessagesPerPartition, kafkajsPatch } from '../../src/kafkajs-patch.js';
 import { createRequire } from 'node:module';
+import { UNKNOWN_TOPIC_TEXT } from '../../src/kafka.js';
 
 describe('kafkajs patch: linear grouping of a send by partition', () => {
   const partitionMetadata = [{ partitionId: 0 }, { partitionId: 1 }, { partitionId: 2 }];
@@ -28,5 +29,12 @@ describe('kafkajs patch: linear grouping of a send by partition', () => {
     const args = { topic: 't', partitionMetadata: [], messages: [{ key: '1' }], partitioner };
     expect(groupMessagesPerPartition(args)).toEqual({});
     expect(kafkajsPatch.original(args)).toEqual({});
+  });
+});
+
+describe('what the consumer reads in kafkajs 2.2.4 log lines', () => {
+  it('UNKNOWN_TOPIC_OR_PARTITION carries the text the topic watch looks for (src/consumer.ts)', () => {
+    const { errorCodes } = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ type: string; message: string }> };
+    expect(errorCodes.find((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION')?.message).toBe(UNKNOWN_TOPIC_TEXT);
   });
 });

@@ -48,7 +48,7 @@ describe('event_time for the column type', () => {
 describe('rows', () => {
   it('maps an event with its Kafka position', () => {
     const r = toClickHouseRow(
-      { event: { id: 7, username: null, event_type: 'login', event_time: '2023-10-26 10:00:00.000000' }, partition: 2, offset: '41' },
+      { event: { id: 7, username: null, event_type: 'login', event_time: '2023-10-26 10:00:00.000000' }, topic: 't', partition: 2, offset: '41' },
       DT,
       '2026-01-01 00:00:00',
     );
