@@ -84,6 +84,11 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       } catch (err) {
         throw kafkaFailure(config, err);
       }
+      try {
+        await sink.recordDeadLetters(dead);
+      } catch (err) {
+        throw clickhouseFailure(config, err, `${config.clickhouseDatabase}.streamer_dead_letters`);
+      }
       for (const d of dead) log.warn({ partition: d.partition, offset: d.offset, reason: d.reason }, 'dead-lettered a message');
     }
     totals.inserted += result.inserted;

@@ -98,6 +98,17 @@ export class ClickHouseSink<T> {
     private readonly log: Logger,
   ) {}
 
+  /** Records dead letters in streamer_dead_letters (sql/clickhouse/0002), for verify and status. */
+  async recordDeadLetters(letters: readonly { topic: string; partition: number; offset: string; key: Buffer | null; reason: string }[]): Promise<void> {
+    if (letters.length === 0) return;
+    const at = clickhouseNow();
+    await this.client.insert({
+      table: 'streamer_dead_letters',
+      values: letters.map((l) => ({ topic: l.topic, partition: l.partition, offset: l.offset, key: l.key?.toString('utf8') ?? '', reason: l.reason, dead_lettered_at: at })),
+      format: 'JSONEachRow',
+    });
+  }
+
   /** Reads the table's `event_time` type; a StreamerError when the table is not there. */
   static async open<T>(client: ClickHouseClient, database: string, logger: Logger): Promise<ClickHouseSink<T>> {
     const log = logger.child({ component: 'sink' });
@@ -108,6 +119,8 @@ export class ClickHouseSink<T> {
     if (column.type === null) {
       throw new StreamerError(`ClickHouse column ${database}.user_login.event_time has type ${column.raw}; expected DateTime or DateTime64`);
     }
+    const dlt = await (await client.query({ query: "SELECT toString(count()) AS n FROM system.tables WHERE database = currentDatabase() AND name = 'streamer_dead_letters'", format: 'JSONEachRow' })).json<{ n: string }>();
+    if (dlt[0]?.n === '0') throw new StreamerError(`ClickHouse table ${database}.streamer_dead_letters does not exist — create it with "streamer migrate"`);
     if (column.type.kind === 'DateTime' || column.type.scale < 6) {
       log.warn({ eventTimeType: column.raw }, 'event_time has no microseconds in ClickHouse: sub-second digits are dropped');
     }

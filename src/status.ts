@@ -47,6 +47,8 @@ export interface StatusReport {
     database: string;
     /** Rows of user_login, duplicates not yet merged included (count() without FINAL). */
     rows: number;
+    /** Messages the consumer dead-lettered (streamer_dead_letters). */
+    deadLetters: number;
     tableExists: boolean;
     /** Set when something needs the user's attention (the table is missing). */
     note: string | null;
@@ -127,12 +129,14 @@ async function clickhouseStatus(config: Config, logger: Logger): Promise<StatusR
   try {
     await checkClickHouse(ch, config);
     if (!(await clickhouseTableExists(ch, config))) {
-      return { database, rows: 0, tableExists: false, note: `table ${database}.user_login does not exist — run "streamer migrate"` };
+      return { database, rows: 0, deadLetters: 0, tableExists: false, note: `table ${database}.user_login does not exist — run "streamer migrate"` };
     }
     // Interpolated: config.ts allows [A-Za-z_][A-Za-z0-9_]* only for the database name.
     const rs = await ch.query({ query: `SELECT toString(count()) AS n FROM ${database}.user_login`, format: 'JSONEachRow' });
     const rows = Number((await rs.json<{ n: string }>())[0]?.n ?? 0);
-    return { database, rows, tableExists: true, note: null };
+    const dl = await ch.query({ query: `SELECT toString(uniqExact(topic, partition, offset)) AS n FROM ${database}.streamer_dead_letters`, format: 'JSONEachRow' });
+    const deadLetters = Number((await dl.json<{ n: string }>())[0]?.n ?? 0);
+    return { database, rows, deadLetters, tableExists: true, note: null };
   } finally {
     await ch.close();
   }
@@ -153,6 +157,6 @@ export function formatStatus(r: StatusReport): string {
     for (const row of rows) lines.push(`            ${row.map((cell, i) => cell.padStart(widths[i]!)).join('  ')}`);
   }
   const c = r.clickhouse;
-  lines.push(`ClickHouse  ${c.database}.user_login: ${c.tableExists ? `${num(c.rows)} rows` : 'missing'}${c.note ? ` — ${c.note}` : ''}`);
+  lines.push(`ClickHouse  ${c.database}.user_login: ${c.tableExists ? `${num(c.rows)} rows, ${num(c.deadLetters)} dead-lettered` : 'missing'}${c.note ? ` — ${c.note}` : ''}`);
   return lines.join('\n');
 }

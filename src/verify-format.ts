@@ -11,6 +11,7 @@ export function formatVerify(r: VerifyReport): string {
     `  ClickHouse rows      ${n(r.clickhouseRows)} (count() without FINAL, duplicates included)`,
     `  missing              ${n(r.missing)}${ids(r.missingExamples, r.missing)}`,
     `  duplicated           ${n(r.duplicated)}${ids(r.duplicatedExamples, r.duplicated)}`,
+    `  dead-lettered        ${n(r.deadLettered)}${ids(r.deadLetteredExamples, r.deadLettered)} (refused by the consumer with a reason: see streamer_dead_letters; not a failure)`,
     `  not yet sent         ${n(r.notYetSent)}${ids(r.notYetSentExamples, r.notYetSent)} (pending or failed in PostgreSQL: not a failure)`,
     `  extra in ClickHouse  ${n(r.extra)}${ids(r.extraExamples, r.extra)} (gone from PostgreSQL: not a failure)`,
     `  ${n(r.rangesChecked)} ranges of ${n(r.rangeSize)} ids compared, ${n(r.rangesDiffering)} id by id`,

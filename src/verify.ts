@@ -93,6 +93,11 @@ SELECT toString(intDiv(id, ${int(size)})) AS bucket, toString(count()) AS n, toS
 const chNextId = (table: string, lo: number) => `SELECT toString(count()) AS n, toString(min(id)) AS m FROM ${table} WHERE id >= ${int(lo)}`;
 // Aliases must not reuse a column name: ClickHouse aliases are visible in WHERE, so
 // `toString(id) AS id` would turn `id >= 5` into a String-vs-number comparison (Code 43).
+// Dead letters of the topic whose key is an id of the range (keys are the id as decimal text).
+const chDeadIds = (table: string, topic: string, lo: number, hi: number) => `
+SELECT DISTINCT toString(toUInt64OrZero(key)) AS i
+  FROM ${table}
+ WHERE topic = '${topic}' AND toUInt64OrZero(key) >= ${int(lo)} AND toUInt64OrZero(key) < ${int(hi)}`;
 const chRangeIds = (table: string, lo: number, hi: number) => `
 SELECT toString(id) AS i, toString(count()) AS n
   FROM ${table}
@@ -124,8 +129,10 @@ export function sumsEqual(a: RangeSums | undefined, b: RangeSums | undefined): b
 
 /** The running result of the id-by-id comparisons. */
 export interface Tally {
-  /** Ids PostgreSQL marked sent (sent_to_kafka = TRUE) that ClickHouse does not have. Fails verify. */
+  /** Ids PostgreSQL marked sent (sent_to_kafka = TRUE) that ClickHouse does not have, and that the consumer did not dead-letter. Fails verify. */
   missing: number;
+  /** Ids PostgreSQL marked sent that ClickHouse does not have because the consumer dead-lettered them (streamer_dead_letters). Does not fail verify: each was refused with a reason. */
+  deadLettered: number;
   /** Ids not marked sent (pending or failed) that ClickHouse does not have yet. Does not fail verify. */
   notYetSent: number;
   /** Ids ClickHouse holds more than once (not merged away yet). Fails verify. */
@@ -133,26 +140,40 @@ export interface Tally {
   /** Ids ClickHouse has and PostgreSQL does not (deleted from PostgreSQL since). Does not fail verify. */
   extra: number;
   missingExamples: number[];
+  deadLetteredExamples: number[];
   notYetSentExamples: number[];
   duplicatedExamples: number[];
   extraExamples: number[];
 }
 
 export function emptyTally(): Tally {
-  return { missing: 0, notYetSent: 0, duplicated: 0, extra: 0, missingExamples: [], notYetSentExamples: [], duplicatedExamples: [], extraExamples: [] };
+  return {
+    missing: 0,
+    deadLettered: 0,
+    notYetSent: 0,
+    duplicated: 0,
+    extra: 0,
+    missingExamples: [],
+    deadLetteredExamples: [],
+    notYetSentExamples: [],
+    duplicatedExamples: [],
+    extraExamples: [],
+  };
 }
 
 /**
  * Compares one range id by id. Both lists are sorted by id; `copies` is how many rows ClickHouse
- * holds for the id. Adds to `tally`, keeping at most `examples` ids of each kind.
+ * holds for the id; `dead` holds the ids of the range the consumer dead-lettered. Adds to
+ * `tally`, keeping at most `examples` ids of each kind.
  */
 export function compareRange(
   pgIds: ReadonlyArray<{ id: number; sent: boolean }>,
   chIds: ReadonlyArray<{ id: number; copies: number }>,
   tally: Tally,
   examples: number,
+  dead: ReadonlySet<number> = new Set(),
 ): void {
-  const note = (kind: 'missing' | 'notYetSent' | 'duplicated' | 'extra', id: number) => {
+  const note = (kind: 'missing' | 'deadLettered' | 'notYetSent' | 'duplicated' | 'extra', id: number) => {
     tally[kind]++;
     const list = tally[`${kind}Examples`];
     if (list.length < examples) list.push(id);
@@ -163,7 +184,7 @@ export function compareRange(
     const p = pgIds[i];
     const c = chIds[j];
     if (p && (!c || p.id < c.id)) {
-      note(p.sent ? 'missing' : 'notYetSent', p.id);
+      note(!p.sent ? 'notYetSent' : dead.has(p.id) ? 'deadLettered' : 'missing', p.id);
       i++;
       continue;
     }
@@ -190,6 +211,7 @@ export async function verify(config: Config, logger: Logger, opts: VerifyOptions
   const log = logger.child({ component: 'verify' });
   const started = Date.now();
   const table = `${config.clickhouseDatabase}.user_login`;
+  const deadTable = `${config.clickhouseDatabase}.streamer_dead_letters`;
   // A window is a whole query; 5 min covers a window of 100M rows on a slow server.
   const ch = createClickHouse(config, logger, { database: null, requestTimeoutMs: 300_000 });
   const db = new pg.Client(pgConnectionConfig(config, 'streamer-verify'));
@@ -261,15 +283,18 @@ export async function verify(config: Config, logger: Logger, opts: VerifyOptions
         if (sumsEqual(pgSums.get(r), chSums.get(r))) continue;
         rangesDiffering++;
         const [from, to] = [r * rangeSize, Math.min((r + 1) * rangeSize, ID_LIMIT)];
-        const [pgIds, chIds] = await Promise.all([
+        const [pgIds, chIds, deadIds] = await Promise.all([
           pgQuery<{ id: string; sent: boolean }>(PG_RANGE_IDS, [String(from), String(to)]),
           chQuery<{ i: string; n: string }>(chRangeIds(table, from, to)),
+          // The topic name is interpolated inside quotes: config.ts allows [A-Za-z0-9._-] only.
+          chQuery<{ i: string }>(chDeadIds(deadTable, config.kafkaTopic, from, to)),
         ]);
         compareRange(
           pgIds.map((x) => ({ id: Number(x.id), sent: x.sent })),
           chIds.map((x) => ({ id: Number(x.i), copies: Number(x.n) })),
           tally,
           examples,
+          new Set(deadIds.map((x) => Number(x.i))),
         );
         log.debug({ from, to, postgres: pgIds.length, clickhouse: chIds.length }, 'range differs: compared id by id');
       }

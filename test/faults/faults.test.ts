@@ -15,8 +15,12 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { isolate, type Isolated } from '../support/isolation.js';
-import { restartPostgres, stopService, type StoppableService } from '../support/outage.js';
+import { isolate, services, type Isolated } from '../support/isolation.js';
+import { freezeService, restartPostgres, stopService, type StoppableService } from '../support/outage.js';
+import { httpProxy, MEMORY_LIMIT_ERROR } from '../support/proxy.js';
+import { testKafka } from '../support/clickhouse.js';
+import { withPg } from '../support/pg.js';
+import { waitFor } from '../support/wait.js';
 import {
   createAudit,
   fenceDeadMembers,
@@ -45,7 +49,10 @@ const suiteStarted = Date.now();
 interface Ctx {
   iso: Isolated;
   /** Starts a supervised CLI process of this scenario (its log: <logDir>/<scenario>.<name>.log). */
-  service(name: string, role: Role): Service;
+  service(name: string, role: Role, env?: Record<string, string>): Service;
+  /** Stops the insert load until `resumeLoad`. */
+  pauseLoad(): Promise<void>;
+  resumeLoad(): void;
 }
 
 interface Driven {
@@ -53,15 +60,17 @@ interface Driven {
   /** Kills that landed right after a ClickHouse insert, before the offset commit. */
   aimed?: number;
   outages: number;
+  /** Rows the scenario made that no ClickHouse column can hold: dead-lettered, not lost. */
+  deadLetters?: number;
 }
 
 /**
  * One scenario: fresh isolation, migrate, audit view, load on, `drive` (starts the processes and
  * does the damage, leaving a working set running), load off, drain, verify, report.
  */
-async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>): Promise<void> {
+async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>, env: Record<string, string> = {}): Promise<void> {
   const started = Date.now();
-  const iso = await isolate({ LOG_LEVEL: 'debug', SWEEP_INTERVAL_MS: '2000', RETRY_MAX_DELAY_MS: '2000', HTTP_PORT: '0' });
+  const iso = await isolate({ LOG_LEVEL: 'debug', SWEEP_INTERVAL_MS: '2000', RETRY_MAX_DELAY_MS: '2000', HTTP_PORT: '0', ...env });
   const cliEnv = { ...iso.env, LOG_LEVEL: 'warn' };
   const services: Service[] = [];
   const load = { current: null as ReturnType<typeof startLoad> | null };
@@ -70,13 +79,21 @@ async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>): Pro
     expect(m.code, m.stderr).toBe(0);
     await createAudit(iso.config);
     load.current = startLoad(iso.config);
+    let inserted = 0; // by loads stopped before the current one
     const ctx: Ctx = {
       iso,
-      service(svcName, role) {
-        const s = new Service(svcName, role, iso.env, path.join(logDir(), `${name}.${svcName}.log`));
+      service(svcName, role, extra = {}) {
+        const s = new Service(svcName, role, { ...iso.env, ...extra }, path.join(logDir(), `${name}.${svcName}.log`));
         services.push(s);
         s.start();
         return s;
+      },
+      async pauseLoad() {
+        await load.current?.stop();
+        inserted += load.current?.inserted ?? 0;
+      },
+      resumeLoad() {
+        load.current = startLoad(iso.config, { ...settings, rows: Math.max(0, settings.rows - inserted) });
       },
     };
     const driven = await drive(ctx);
@@ -90,7 +107,10 @@ async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>): Pro
     const r = v.report;
     const problems: string[] = [];
     if (v.code !== 0 || !r) problems.push(`verify exit ${v.code}${v.stderr ? `: ${v.stderr.trim()}` : ''}`);
-    if (r && r.postgresRows !== r.clickhouseRows) problems.push(`PostgreSQL ${r.postgresRows} rows, ClickHouse ${r.clickhouseRows}`);
+    if (r && r.postgresRows !== r.clickhouseRows + r.deadLettered) {
+      problems.push(`PostgreSQL ${r.postgresRows} rows, ClickHouse ${r.clickhouseRows} + ${r.deadLettered} dead-lettered`);
+    }
+    if (r && r.deadLettered !== (driven.deadLetters ?? 0)) problems.push(`${r.deadLettered} rows dead-lettered, expected ${driven.deadLetters ?? 0}`);
     if (audit.duplicates > 0 && settings.auditFails) problems.push(`${audit.duplicates} duplicate inserts reached ClickHouse`);
     if (crashes > 0) problems.push(`${crashes} unexpected exits`);
     const result: ScenarioResult = {
@@ -204,8 +224,10 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
       `sizes: ${JSON.stringify({ ...settings, logDir: undefined, only: undefined })}\n\n${table}\n\n` +
       `rows: in PostgreSQL at the end; kills (aimed): SIGKILLs (of them, right after a ClickHouse insert,\n` +
       `before the offset commit); topic msgs: messages in Kafka (republished = the at-least-once\n` +
-      `re-publishes after a producer kill or outage); skipped: ids the consumers dropped because\n` +
-      `ClickHouse had them already; lost / duplicated: streamer verify's missing / duplicated;\n` +
+      `re-publishes after a producer kill or outage; topic-recreated: the last topic's only);\n` +
+      `skipped: ids the consumers dropped because\n` +
+      `ClickHouse had them already; lost / duplicated: streamer verify's missing / duplicated\n` +
+      `(dead-lettered rows, dead-letters-bulk, are neither: verify counts them apart);\n` +
       `dup inserts: duplicate inserts that ever reached ClickHouse (audit view, merge-proof).\n` +
       `logs: ${settings.logDir}\n`;
     writeFileSync(path.join(logDir(), 'summary.txt'), summary);
@@ -255,6 +277,101 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
     await scenario('postgres-restart', async (ctx) => {
       const s = [ctx.service('producer', 'producer'), ctx.service('consumer', 'consumer')];
       return { kills: 0, outages: await outageLoop('postgres', s) };
+    });
+  }, 600_000);
+
+  // Issue 9, finding 1: ClickHouse refuses a batch (a memory limit), SIGTERM arrives, ClickHouse
+  // answers again — the consumer must not commit past the batch it gave up.
+  it(`ClickHouse refuses a batch, then SIGTERM, ×${settings.refusals} (consumer behind a proxy)`, async () => {
+    const proxy = await httpProxy(services().clickhouseUrl);
+    try {
+      await scenario('refused-then-sigterm', async (ctx) => {
+        ctx.service('producer', 'producer');
+        const consumer = ctx.service('consumer', 'consumer', { CLICKHOUSE_URL: proxy.url });
+        for (let i = 0; i < settings.refusals; i++) {
+          await consumer.ready();
+          await sleep(random() * settings.maxUpMs);
+          const before = proxy.seen.length;
+          proxy.rule = (r) => (r.query.startsWith('INSERT') ? { kind: 'fail', status: 500, body: MEMORY_LIMIT_ERROR } : { kind: 'forward' });
+          await waitFor('a refused insert', () => (proxy.seen.slice(before).some((r) => r.query.startsWith('INSERT')) ? true : undefined), 30_000, 20);
+          const stopping = consumer.restart(); // SIGTERM now, started again once it exited
+          await sleep(random() * 500); // ClickHouse answers again while it stops, or after
+          proxy.rule = () => ({ kind: 'forward' });
+          await stopping;
+        }
+        await consumer.ready();
+        return { kills: settings.refusals, outages: settings.refusals };
+      });
+    } finally {
+      await proxy.close();
+    }
+  }, 600_000);
+
+  // Issue 9, finding 2: one bulk INSERT of rows no ClickHouse column can hold (all dead letters,
+  // ~3 MB of them) in the middle of the load — the consumer must go on.
+  it(`a bulk INSERT of ${settings.deadRows} rows dated 1850 (all dead letters) under load`, async () => {
+    await scenario('dead-letters-bulk', async (ctx) => {
+      const run = ctx.service('run', 'run');
+      await run.ready();
+      await sleep(2000);
+      await withPg(ctx.iso.config, (c) =>
+        c.query(`INSERT INTO user_login (username, event_type, event_time) SELECT 'dead-' || g, 'login', '1850-01-01 00:00:00' FROM generate_series(1, $1::int) g`, [settings.deadRows]),
+      );
+      await sleep(5000); // rows keep coming in after it
+      return { kills: 0, outages: 0, deadLetters: settings.deadRows };
+    });
+  }, 600_000);
+
+  // Issue 9, finding 3: ClickHouse hangs (SIGSTOP) longer than the client's request timeout, with
+  // inserts in flight that it finishes once it runs again — never stored twice.
+  it(`ClickHouse frozen ×${settings.hangs} for ${settings.hangMs} ms, longer than the request timeout (streamer run)`, async () => {
+    await scenario(
+      'clickhouse-hung',
+      async (ctx) => {
+        const run = ctx.service('run', 'run');
+        await run.ready();
+        for (let i = 0; i < settings.hangs; i++) {
+          await sleep(1000 + random() * 2000);
+          const frozen = freezeService('clickhouse');
+          try {
+            await sleep(settings.hangMs);
+          } finally {
+            frozen.resume();
+          }
+        }
+        await sleep(3000);
+        return { kills: 0, outages: settings.hangs };
+      },
+      { CLICKHOUSE_REQUEST_TIMEOUT_MS: '1500' },
+    );
+  }, 600_000);
+
+  // Issue 9, finding 5: the topic deleted and created again while `streamer run` runs (the load
+  // paused and drained first: what an old topic still held would be gone with it) — the new topic's
+  // offsets start again at 0, and every row of it must arrive.
+  it(`the topic deleted and re-created ×${settings.recreations} under streamer run`, async () => {
+    await scenario('topic-recreated', async (ctx) => {
+      const run = ctx.service('run', 'run');
+      await run.ready();
+      const cliEnv = { ...ctx.iso.env, LOG_LEVEL: 'warn' };
+      for (let i = 0; i < settings.recreations; i++) {
+        await sleep(2000 + random() * 2000);
+        await ctx.pauseLoad();
+        await waitDrained(cliEnv);
+        const admin = testKafka(ctx.iso.config).admin();
+        await admin.connect();
+        try {
+          await admin.deleteTopics({ topics: [ctx.iso.config.kafkaTopic] });
+          await waitFor('the topic to be gone', async () => (!(await admin.listTopics()).includes(ctx.iso.config.kafkaTopic) ? true : undefined), 30_000, 100);
+          await sleep(random() * 1000);
+          await admin.createTopics({ topics: [{ topic: ctx.iso.config.kafkaTopic, numPartitions: 3 }], waitForLeaders: true });
+        } finally {
+          await admin.disconnect();
+        }
+        ctx.resumeLoad();
+      }
+      await sleep(3000);
+      return { kills: 0, outages: settings.recreations };
     });
   }, 600_000);
 

@@ -49,6 +49,16 @@ export const settings = {
   rebalances: envInt('FAULTS_REBALANCES', 4, 2),
   /** FAULTS_MAX_UP_MS (2000 / 1500): a process is killed 0…this many ms after it is ready. */
   maxUpMs: envInt('FAULTS_MAX_UP_MS', 2000, 1500),
+  /** FAULTS_REFUSALS (10 / 3): times ClickHouse refuses a batch and the consumer gets SIGTERM meanwhile. */
+  refusals: envInt('FAULTS_REFUSALS', 10, 3),
+  /** FAULTS_HANGS (6 / 2): times ClickHouse is frozen (SIGSTOP) longer than the request timeout. */
+  hangs: envInt('FAULTS_HANGS', 6, 2),
+  /** FAULTS_HANG_MS (4000 / 3000): how long each freeze lasts (CLICKHOUSE_REQUEST_TIMEOUT_MS is 1500 there). */
+  hangMs: envInt('FAULTS_HANG_MS', 4000, 3000),
+  /** FAULTS_RECREATIONS (3 / 2): times the topic is deleted and created again under `streamer run`. */
+  recreations: envInt('FAULTS_RECREATIONS', 3, 2),
+  /** FAULTS_DEAD_ROWS (30000 / 30000): rows of the bulk INSERT no ClickHouse column can hold (all dead letters). */
+  deadRows: envInt('FAULTS_DEAD_ROWS', 30_000, 30_000),
   /** FAULTS_ROWS (200000 / 60000): the most rows one scenario inserts (the load stops there). */
   rows: envInt('FAULTS_ROWS', 200_000, 60_000),
   /** FAULTS_LOADERS (2): connections inserting side by side (ids then commit out of order). */
@@ -466,6 +476,7 @@ export interface VerifyJson {
   pending: number;
   failed: number;
   missing: number;
+  deadLettered: number;
   notYetSent: number;
   duplicated: number;
   extra: number;

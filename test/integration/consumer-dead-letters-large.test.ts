@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
 import { encodeRow } from '../../src/codec.js';
 import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
-import { chCount, produce, readTopic, testKafka, testLogger, waitFor } from '../support/clickhouse.js';
+import { chCount, chQuery, produce, readTopic, testKafka, testLogger, waitFor } from '../support/clickhouse.js';
 import { topicMessageCount } from '../support/kafka.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 
@@ -53,6 +53,9 @@ describe('dead letters that do not fit one send (issue 9, finding 2)', () => {
     await waitFor(() => topicMessageCount(iso.config, iso.config.kafkaDlqTopic), (n) => n >= 30_000, '30,000 dead letters', 60_000);
     expect(await topicMessageCount(iso.config, iso.config.kafkaDlqTopic)).toBe(30_000);
     expect(await chCount(iso.config)).toBe(1);
+    // Each is recorded for verify and status, with its reason.
+    const [r] = await chQuery<{ n: string; reasons: string[] }>(iso.config, 'SELECT toString(uniqExact(key)) AS n, groupUniqArray(substring(reason, 1, 40)) AS reasons FROM streamer_dead_letters');
+    expect(r).toEqual({ n: '30000', reasons: ['event_time 1850-01-01 00:00:00.000000 is'] });
   });
 
   it('records a dead letter too large for the dead-letter topic truncated, with its size and hash, and goes on', async () => {

@@ -55,7 +55,7 @@ const send = (rows: PendingRow[]) => produce(iso.config, rows.map((r) => encodeR
 
 describe('consumer: Kafka → ClickHouse', () => {
   it('migrateClickHouse applied the schema once; a second run is a no-op', async () => {
-    expect(firstMigration).toEqual(['user_login']);
+    expect(firstMigration).toEqual(['user_login', 'dead_letters']);
     expect(await migrateClickHouse(iso.config, testLogger(iso.config))).toEqual([]);
     expect(timeType).not.toBeNull();
   });

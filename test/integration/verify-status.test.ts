@@ -162,7 +162,7 @@ describe('status', () => {
         ],
         totalLag: 6,
       },
-      clickhouse: { database: config.clickhouseDatabase, rows: 4, tableExists: true, note: null },
+      clickhouse: { database: config.clickhouseDatabase, rows: 4, deadLetters: 0, tableExists: true, note: null },
     });
     expect(formatStatus(s)).toContain('lag 6');
   });
@@ -175,6 +175,7 @@ describe('status', () => {
     expect(s.clickhouse).toEqual({
       database: iso.config.clickhouseDatabase,
       rows: 0,
+      deadLetters: 0,
       tableExists: false,
       note: `table ${iso.config.clickhouseDatabase}.user_login does not exist — run "streamer migrate"`,
     });

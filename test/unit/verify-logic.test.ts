@@ -19,6 +19,8 @@ describe('compareRange', () => {
     expect(t).toEqual({
       missing: 1,
       missingExamples: [4],
+      deadLettered: 0,
+      deadLetteredExamples: [],
       notYetSent: 2,
       notYetSentExamples: [3, 9],
       duplicated: 2,
@@ -26,6 +28,12 @@ describe('compareRange', () => {
       extra: 3,
       extraExamples: [5, 6, 8],
     });
+  });
+
+  it('a sent row ClickHouse lacks because the consumer dead-lettered it is dead-lettered, not missing', () => {
+    const t = emptyTally();
+    compareRange(pg(1, 2, 3, [4, false]), ch(1), t, 10, new Set([2, 4, 99]));
+    expect([t.missing, t.missingExamples, t.deadLettered, t.deadLetteredExamples, t.notYetSent]).toEqual([1, [3], 1, [2], 1]);
   });
 
   it('a pending row that ClickHouse already has (re-sent) is no difference', () => {
@@ -106,6 +114,8 @@ describe('formatters', () => {
     pending: 0,
     failed: 0,
     missing: 12,
+    deadLettered: 0,
+    deadLetteredExamples: [],
     notYetSent: 0,
     duplicated: 0,
     extra: 0,
@@ -140,7 +150,7 @@ describe('formatters', () => {
         ],
         totalLag: 12348,
       },
-      clickhouse: { database: 'default', rows: 0, tableExists: false, note: 'table default.user_login does not exist — run "streamer migrate"' },
+      clickhouse: { database: 'default', rows: 0, deadLetters: 0, tableExists: false, note: 'table default.user_login does not exist — run "streamer migrate"' },
     };
     expect(formatStatus(s)).toBe(
       [
