@@ -493,6 +493,7 @@ async function partStages() {
   const publisher = {
     connect: async () => {},
     close: () => inner.close(),
+    abandon: () => inner.abandon?.(),
     async publish(messages, ts) {
       const t0 = performance.now();
       try {
@@ -507,7 +508,10 @@ async function partStages() {
   let published = 0;
   let batches = 0;
   for (;;) {
-    const r = await drainBatch(pool, publisher, config.producerBatchSize, logger);
+    // drainBatch(pool, publisher, config, log) since issue 9; (pool, publisher, batchSize, log) before.
+    const r = existsSync(join(DIST, 'runner.js'))
+      ? await drainBatch(pool, publisher, config, logger)
+      : await drainBatch(pool, publisher, config.producerBatchSize, logger);
     published += r.published;
     batches++;
     if (r.claimed === 0) break;

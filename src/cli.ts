@@ -16,7 +16,7 @@ import { startProducer, sweepOnce } from './producer.js';
 import { progressReporter } from './progress.js';
 import { redactText } from './redact.js';
 import { onShutdown } from './signals.js';
-import { formatStatus, kafkaStatus, status } from './status.js';
+import { firstError, formatStatus, kafkaStatus, status } from './status.js';
 import { verify } from './verify.js';
 import { formatVerify } from './verify-format.js';
 
@@ -75,6 +75,7 @@ Run it after the streams have drained.
 
 export async function main(argv: string[]): Promise<void> {
   let secrets: string[] = [];
+  let jsonStatus = false; // `status --json`: even a failure is one JSON object on stdout
   try {
     const [command, ...rest] = argv;
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<void> {
     const help = HELP[command];
     if (!help) throw new UsageError(`unknown command "${command}" — run "streamer --help" for the list`);
     const { values } = parseCommandArgs(command, rest);
+    jsonStatus = command === 'status' && values.json === true;
     if (values.help) {
       process.stdout.write(`${help}\n`);
       return;
@@ -108,7 +110,16 @@ export async function main(argv: string[]): Promise<void> {
         return;
       case 'status': {
         const r = await status(config, logger);
-        process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatStatus(r)}\n`);
+        if (values.json) {
+          // Always one JSON object on stdout, whatever failed (scripts parse it): the problem is
+          // in the failing section's `error`, and the exit code says so.
+          process.stdout.write(`${JSON.stringify(r)}\n`);
+          if (!r.ok) process.exitCode = 1;
+          return;
+        }
+        const err = firstError(r);
+        if (err !== null) throw new StreamerError(err);
+        process.stdout.write(`${formatStatus(r)}\n`);
         return;
       }
       case 'verify': {
@@ -125,6 +136,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`streamer: ${redactText(message, secrets)}\n`);
+    if (jsonStatus) process.stdout.write(`${JSON.stringify({ ok: false, error: redactText(message, secrets) })}\n`);
     if (!(err instanceof StreamerError) && !(err instanceof UsageError) && process.env.LOG_LEVEL === 'debug' && err instanceof Error) {
       process.stderr.write(`${redactText(err.stack ?? '', secrets)}\n`);
     }

@@ -3,15 +3,16 @@
  * PostgreSQL, the consumer group's lag per Kafka partition, rows in ClickHouse. Read-only.
  *
  * A missing Kafka topic (nothing published yet) is a state, not an error: no partitions, lag 0.
- * A missing ClickHouse table is reported too, not thrown (`tableExists: false`, rows 0 and a note
- * saying what to run), so that the PostgreSQL and Kafka halves still show. An unreachable service
- * is an UnreachableError with its address and the fix.
+ * A missing ClickHouse table is reported too (`tableExists: false`, rows 0 and a note saying what
+ * to run). A store that cannot be read (unreachable, not migrated) puts its message in that
+ * section's `error`, its figures null, and `ok` false: the other sections still show, and
+ * `status --json` always prints one JSON object (issue 15), exiting 1 when `ok` is false.
  */
 import { checkClickHouse, createClickHouse, clickhouseTableExists } from './clickhouse.js';
 import type { Config } from './config.js';
 import { pgAddress } from './config.js';
 import { assertPgReachable, createPool } from './db.js';
-import { StreamerError, UnreachableError } from './errors.js';
+import { describeError, StreamerError, UnreachableError } from './errors.js';
 import { createKafka, kafkaUnreachableMessage } from './kafka.js';
 import type { Logger } from './logger.js';
 import { COUNT_FAILED, COUNT_PENDING } from './sql.js';
@@ -26,33 +27,44 @@ export interface PartitionLag {
   lag: number;
 }
 
+/** A section that could not be read: its figures are null and `error` says why, in one line. */
+type Readable<T> = { [K in keyof T]: T[K] | (T[K] extends number ? null : never) } & { error: string | null };
+
+export interface PostgresStatus {
+  /** Rows not yet published (not sent, not recorded failed). */
+  pending: number;
+  /** Rows Kafka refused, recorded in streamer_failed_rows. */
+  failed: number;
+  /** All rows of user_login. */
+  total: number;
+}
+
 export interface StatusReport {
-  postgres: {
-    /** Rows not yet published (not sent, not recorded failed). */
-    pending: number;
-    /** Rows Kafka refused, recorded in streamer_failed_rows. */
-    failed: number;
-    /** All rows of user_login. */
-    total: number;
-  };
-  kafka: {
-    topic: string;
-    group: string;
-    /** False before the first publish creates the topic (then partitions is empty, lag 0). */
-    topicExists: boolean;
-    partitions: PartitionLag[];
-    totalLag: number;
-  };
-  clickhouse: {
-    database: string;
-    /** Rows of user_login, duplicates not yet merged included (count() without FINAL). */
-    rows: number;
-    /** Messages the consumer dead-lettered (streamer_dead_letters). */
-    deadLetters: number;
-    tableExists: boolean;
-    /** Set when something needs the user's attention (the table is missing). */
-    note: string | null;
-  };
+  /** False when a section has an error. */
+  ok: boolean;
+  postgres: Readable<PostgresStatus>;
+  kafka: KafkaStatus & { error: string | null };
+  clickhouse: Readable<ClickHouseStatus>;
+}
+
+export interface KafkaStatus {
+  topic: string;
+  group: string;
+  /** False before the first publish creates the topic (then partitions is empty, lag 0). */
+  topicExists: boolean;
+  partitions: PartitionLag[];
+  totalLag: number;
+}
+
+export interface ClickHouseStatus {
+  database: string;
+  /** Rows of user_login, duplicates not yet merged included (count() without FINAL). */
+  rows: number;
+  /** Messages the consumer dead-lettered (streamer_dead_letters). */
+  deadLetters: number;
+  tableExists: boolean;
+  /** Set when something needs the user's attention (the table is missing). */
+  note: string | null;
 }
 
 /**
@@ -79,12 +91,35 @@ export function partitionLags(
   return { partitions, totalLag: partitions.reduce((s, p) => s + p.lag, 0) };
 }
 
+/**
+ * All three sections, each read on its own: one failing does not hide the others (and its client
+ * is closed before this returns — before issue 15 a rejected Promise.all returned while kafkajs's
+ * admin still retried, keeping the process alive).
+ */
 export async function status(config: Config, logger: Logger): Promise<StatusReport> {
-  const [postgres, kafka, clickhouse] = await Promise.all([postgresStatus(config, logger), kafkaStatus(config, logger), clickhouseStatus(config, logger)]);
-  return { postgres, kafka, clickhouse };
+  const [postgres, kafka, clickhouse] = await Promise.allSettled([postgresStatus(config, logger), kafkaStatus(config, logger), clickhouseStatus(config, logger)]);
+  const error = (r: PromiseSettledResult<unknown>) => (r.status === 'rejected' ? describeError(r.reason) : null);
+  const report: StatusReport = {
+    ok: postgres.status === 'fulfilled' && kafka.status === 'fulfilled' && clickhouse.status === 'fulfilled',
+    postgres: postgres.status === 'fulfilled' ? { ...postgres.value, error: null } : { pending: null, failed: null, total: null, error: error(postgres) },
+    kafka:
+      kafka.status === 'fulfilled'
+        ? { ...kafka.value, error: null }
+        : { topic: config.kafkaTopic, group: config.kafkaGroupId, topicExists: false, partitions: [], totalLag: 0, error: error(kafka) },
+    clickhouse:
+      clickhouse.status === 'fulfilled'
+        ? { ...clickhouse.value, error: null }
+        : { database: config.clickhouseDatabase, rows: null, deadLetters: null, tableExists: false, note: null, error: error(clickhouse) },
+  };
+  return report;
 }
 
-async function postgresStatus(config: Config, logger: Logger): Promise<StatusReport['postgres']> {
+/** The first error of a report, as the error it was (for the one-line human form). */
+export function firstError(r: StatusReport): string | null {
+  return r.postgres.error ?? r.kafka.error ?? r.clickhouse.error;
+}
+
+async function postgresStatus(config: Config, logger: Logger): Promise<PostgresStatus> {
   const pool = createPool(config, logger, 'streamer-status', {});
   try {
     await assertPgReachable(pool, config);
@@ -103,13 +138,15 @@ async function postgresStatus(config: Config, logger: Logger): Promise<StatusRep
   }
 }
 
-export async function kafkaStatus(config: Config, logger: Logger): Promise<StatusReport['kafka']> {
+export async function kafkaStatus(config: Config, logger: Logger): Promise<KafkaStatus> {
   const topic = config.kafkaTopic;
   const group = config.kafkaGroupId;
-  const admin = createKafka(config, logger, '-status').admin();
+  // One retry, soon: a command, not a service; an unreachable Kafka is reported in seconds.
+  const admin = createKafka(config, logger, '-status').admin({ retry: { retries: 1, initialRetryTime: 200, maxRetryTime: 1000 } });
   try {
     await admin.connect();
   } catch (err) {
+    await admin.disconnect().catch(() => {});
     throw new UnreachableError(kafkaUnreachableMessage(config, err), err);
   }
   try {
@@ -122,7 +159,7 @@ export async function kafkaStatus(config: Config, logger: Logger): Promise<Statu
   }
 }
 
-async function clickhouseStatus(config: Config, logger: Logger): Promise<StatusReport['clickhouse']> {
+async function clickhouseStatus(config: Config, logger: Logger): Promise<ClickHouseStatus> {
   const database = config.clickhouseDatabase;
   // The user's default database: CLICKHOUSE_DATABASE itself may be missing, which we report.
   const ch = createClickHouse(config, logger, { database: null });
@@ -144,11 +181,11 @@ async function clickhouseStatus(config: Config, logger: Logger): Promise<StatusR
 
 const num = (v: number) => v.toLocaleString('en-US');
 
-/** The report for a terminal: one block per store, the partitions as a table. */
+/** The report for a terminal: one block per store, the partitions as a table (a report without errors). */
 export function formatStatus(r: StatusReport): string {
   const k = r.kafka;
   const lines = [
-    `PostgreSQL  user_login: ${num(r.postgres.total)} rows, ${num(r.postgres.pending)} pending, ${num(r.postgres.failed)} failed`,
+    `PostgreSQL  user_login: ${num(r.postgres.total ?? 0)} rows, ${num(r.postgres.pending ?? 0)} pending, ${num(r.postgres.failed ?? 0)} failed`,
     `Kafka       topic ${k.topic}, group ${k.group}: ${k.topicExists ? `lag ${num(k.totalLag)}` : 'topic does not exist yet (nothing published)'}`,
   ];
   if (k.partitions.length > 0) {
@@ -157,6 +194,6 @@ export function formatStatus(r: StatusReport): string {
     for (const row of rows) lines.push(`            ${row.map((cell, i) => cell.padStart(widths[i]!)).join('  ')}`);
   }
   const c = r.clickhouse;
-  lines.push(`ClickHouse  ${c.database}.user_login: ${c.tableExists ? `${num(c.rows)} rows, ${num(c.deadLetters)} dead-lettered` : 'missing'}${c.note ? ` — ${c.note}` : ''}`);
+  lines.push(`ClickHouse  ${c.database}.user_login: ${c.tableExists ? `${num(c.rows ?? 0)} rows, ${num(c.deadLetters ?? 0)} dead-lettered` : 'missing'}${c.note ? ` — ${c.note}` : ''}`);
   return lines.join('\n');
 }

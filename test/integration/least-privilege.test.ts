@@ -1,8 +1,9 @@
 // The producer and the consumer under least-privilege roles: the PostgreSQL grants of
-// sql/roles/postgres-producer.sql and a ClickHouse user limited to its database (18.16, our test
-// server, has no SQL users: a users.d entry with <allow_databases>; sql/roles/clickhouse-consumer.sql
-// on 20.5+). Rows still arrive, and the roles really are restricted.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// sql/roles/postgres-producer.sql and a ClickHouse user limited to its database
+// (sql/roles/clickhouse-consumer.sql on 20.5+; 18.16, our test server, has no SQL users: a users.d
+// entry with <allow_databases>, written where the running server reads it — see
+// test/support/clickhouse-users.ts). Rows still arrive, and the roles really are restricted.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
@@ -11,6 +12,7 @@ import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
 import { createLogger } from '../../src/logger.js';
 import { migratePostgres } from '../../src/pg-migrate.js';
 import { ROOT, startCli } from '../support/cli.js';
+import { createRestrictedUser, type RestrictedUser } from '../support/clickhouse-users.js';
 import { isolate, suffix, services, type Isolated } from '../support/isolation.js';
 import { withPg } from '../support/pg.js';
 import { waitFor } from '../support/wait.js';
@@ -20,42 +22,10 @@ const PG_ROLE = `streamer_producer_${id}`;
 const PG_PASSWORD = `pw-${id}`;
 const CH_USER = `streamer_consumer_${id}`;
 const CH_PASSWORD = `chpw-${id}`;
-const STACK_DIR = process.env.STACK_DIR ?? path.join(ROOT, '.stack');
-const USERS_D = path.join(STACK_DIR, 'clickhouse/users.d');
-const USER_FILE = path.join(USERS_D, `${CH_USER}.xml`);
 
 let iso: Isolated;
 let admin: ClickHouseClient;
-let rbac = false;
-
-async function createClickHouseUser(database: string): Promise<void> {
-  const version = ((await (await admin.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' })).json()) as Array<{ v: string }>)[0]!.v;
-  const [major, minor] = version.split('.').map(Number) as [number, number];
-  rbac = major > 20 || (major === 20 && minor >= 5);
-  if (rbac) {
-    const sql = readFileSync(path.join(ROOT, 'sql/roles/clickhouse-consumer.sql'), 'utf8')
-      .replaceAll('streamer_consumer', CH_USER)
-      .replace("'change-me'", `'${CH_PASSWORD}'`)
-      .replaceAll('{{database}}', database);
-    for (const statement of sql.split(';').map((s) => s.replace(/--.*$/gm, '').trim()).filter(Boolean)) {
-      await admin.command({ query: statement });
-    }
-    return;
-  }
-  if (!existsSync(path.dirname(USERS_D))) {
-    throw new Error(`ClickHouse ${version} has no SQL users, and ${path.dirname(USERS_D)} (the native stack's ClickHouse) is not here to add one: run this test against "npm run stack:up"`);
-  }
-  mkdirSync(USERS_D, { recursive: true });
-  writeFileSync(
-    USER_FILE,
-    `<yandex><users><${CH_USER}>
-      <password>${CH_PASSWORD}</password>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-      <profile>default</profile><quota>default</quota>
-      <allow_databases><database>${database}</database></allow_databases>
-    </${CH_USER}></users></yandex>\n`,
-  );
-}
+let restricted: RestrictedUser | null = null;
 
 beforeAll(async () => {
   iso = await isolate({ SWEEP_INTERVAL_MS: '3600000' });
@@ -68,7 +38,12 @@ beforeAll(async () => {
     await c.query(`ALTER ROLE ${PG_ROLE} PASSWORD '${PG_PASSWORD}'`);
   });
   admin = createClient({ url: iso.config.clickhouseUrl, database: iso.config.clickhouseDatabase });
-  await createClickHouseUser(iso.config.clickhouseDatabase);
+  restricted = await createRestrictedUser(admin, iso.config.clickhouseUrl, {
+    user: CH_USER,
+    password: CH_PASSWORD,
+    database: iso.config.clickhouseDatabase,
+    roleSql: readFileSync(path.join(ROOT, 'sql/roles/clickhouse-consumer.sql'), 'utf8'),
+  });
   // users.d is re-read every few seconds
   const probe = createClient({ url: iso.config.clickhouseUrl, username: CH_USER, password: CH_PASSWORD, database: iso.config.clickhouseDatabase, log: { level: ClickHouseLogLevel.OFF } });
   await waitFor('the restricted ClickHouse user', async () => ((await probe.query({ query: 'SELECT count() FROM user_login', format: 'JSONEachRow' }).then((r) => r.json())) ? true : undefined), 30_000, 500);
@@ -76,8 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  rmSync(USER_FILE, { force: true });
-  if (rbac) await admin?.command({ query: `DROP USER IF EXISTS ${CH_USER}` });
+  await restricted?.drop();
   await admin?.close();
   await iso?.cleanup();
   const c = new pg.Client({ connectionString: services().databaseUrl });

@@ -150,7 +150,8 @@ describe('status', () => {
 
     const s = await status(config, logger);
     expect(s).toEqual({
-      postgres: { pending: 1, failed: 1, total: 6 },
+      ok: true,
+      postgres: { pending: 1, failed: 1, total: 6, error: null },
       kafka: {
         topic: config.kafkaTopic,
         group: config.kafkaGroupId,
@@ -161,8 +162,9 @@ describe('status', () => {
           { partition: 2, committed: null, high: '0', lag: 0 },
         ],
         totalLag: 6,
+        error: null,
       },
-      clickhouse: { database: config.clickhouseDatabase, rows: 4, deadLetters: 0, tableExists: true, note: null },
+      clickhouse: { database: config.clickhouseDatabase, rows: 4, deadLetters: 0, tableExists: true, note: null, error: null },
     });
     expect(formatStatus(s)).toContain('lag 6');
   });
@@ -170,14 +172,16 @@ describe('status', () => {
   it('reports a topic not created yet and a missing ClickHouse table without failing', async () => {
     const iso = await setup({ clickhouseTable: false });
     const s = await status(iso.config, logger);
-    expect(s.postgres).toEqual({ pending: 0, failed: 0, total: 0 });
-    expect(s.kafka).toMatchObject({ topicExists: false, partitions: [], totalLag: 0 });
+    expect(s.ok).toBe(true);
+    expect(s.postgres).toEqual({ pending: 0, failed: 0, total: 0, error: null });
+    expect(s.kafka).toMatchObject({ topicExists: false, partitions: [], totalLag: 0, error: null });
     expect(s.clickhouse).toEqual({
       database: iso.config.clickhouseDatabase,
       rows: 0,
       deadLetters: 0,
       tableExists: false,
       note: `table ${iso.config.clickhouseDatabase}.user_login does not exist — run "streamer migrate"`,
+      error: null,
     });
   });
 });

@@ -139,7 +139,8 @@ describe('formatters', () => {
 
   it('formatStatus prints one aligned line per partition and the missing table', () => {
     const s: StatusReport = {
-      postgres: { pending: 3, failed: 1, total: 1200 },
+      ok: true,
+      postgres: { pending: 3, failed: 1, total: 1200, error: null },
       kafka: {
         topic: 'user_event',
         group: 'streamer-clickhouse',
@@ -149,8 +150,9 @@ describe('formatters', () => {
           { partition: 1, committed: null, high: '12345', lag: 12345 },
         ],
         totalLag: 12348,
+        error: null,
       },
-      clickhouse: { database: 'default', rows: 0, deadLetters: 0, tableExists: false, note: 'table default.user_login does not exist — run "streamer migrate"' },
+      clickhouse: { database: 'default', rows: 0, deadLetters: 0, tableExists: false, note: 'table default.user_login does not exist — run "streamer migrate"', error: null },
     };
     expect(formatStatus(s)).toBe(
       [
