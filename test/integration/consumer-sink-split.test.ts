@@ -18,6 +18,10 @@ beforeAll(async () => {
             event_time Nullable(DateTime('UTC')), kafka_partition UInt32, kafka_offset UInt64, ingested_at DateTime('UTC'))
             ENGINE = ReplacingMergeTree ORDER BY id`,
   });
+  await client.command({
+    query: `CREATE TABLE streamer_dead_letters (topic String, partition UInt32, offset UInt64, key String, reason String, dead_lettered_at DateTime('UTC'))
+            ENGINE = ReplacingMergeTree ORDER BY (topic, partition, offset)`,
+  });
 });
 
 afterAll(async () => {
