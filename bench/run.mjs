@@ -26,6 +26,14 @@ const ROOT = resolve(BENCH, '..');
 // private `tsc --outDir`, so that a concurrent `npm run build` cannot swap dist/ mid-run); it must
 // sit beside sql/ like dist/ does (the migrator reads ../sql/).
 const DIST = resolve(process.env.STREAMER_DIST || join(ROOT, 'dist'));
+/** A module of the build under test: dist/<role>/<name> since the layout by role, dist/<name> before it. */
+function distModule(name) {
+  if (existsSync(join(DIST, name))) return join(DIST, name);
+  for (const d of readdirSync(DIST, { withFileTypes: true })) {
+    if (d.isDirectory() && existsSync(join(DIST, d.name, name))) return join(DIST, d.name, name);
+  }
+  throw new Error(`${name} is not in the build ${DIST}`);
+}
 
 const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline'];
 const { values: opt } = parseArgs({
@@ -176,7 +184,7 @@ async function fill(s, n, { sent = false } = {}) {
 
 function streamerArgv(args) {
   if (!process.env.STREAMER_DIST) return [join(ROOT, 'bin/streamer.js'), ...args];
-  const cli = pathToFileURL(join(DIST, 'cli.js')).href;
+  const cli = pathToFileURL(distModule('cli.js')).href;
   return ['--input-type=module', '-e', `import { main } from ${JSON.stringify(cli)}; main(process.argv.slice(1)).finally(() => setTimeout(() => process.exit(), 1000).unref());`, ...args];
 }
 
@@ -459,7 +467,7 @@ async function partStages() {
   const s = await scratch('stages');
   log(`(a) stages: filling ${n} pending rows`);
   await fill(s, n);
-  const lib = async (m) => import(pathToFileURL(join(DIST, m)).href);
+  const lib = async (m) => import(pathToFileURL(distModule(m)).href);
   const { loadConfig } = await lib('config.js');
   const { createLogger } = await lib('logger.js');
   const { createPool } = await lib('db.js');
@@ -509,7 +517,7 @@ async function partStages() {
   let batches = 0;
   for (;;) {
     // drainBatch(pool, publisher, config, log) since issue 9; (pool, publisher, batchSize, log) before.
-    const r = existsSync(join(DIST, 'runner.js'))
+    const r = (() => { try { return distModule('runner.js'); } catch { return null; } })()
       ? await drainBatch(pool, publisher, config, logger)
       : await drainBatch(pool, publisher, config.producerBatchSize, logger);
     published += r.published;
@@ -787,7 +795,7 @@ async function partTrigger() {
 // ------------------------------------------------------------------ (d) cost growth
 
 async function partGrowth() {
-  const { CLAIM_BATCH, MARK_SENT } = await import(pathToFileURL(join(DIST, 'sql.js')).href);
+  const { CLAIM_BATCH, MARK_SENT } = await import(pathToFileURL(distModule('sql.js')).href);
   const measure = async (s) =>
     s.pg(async (c) => {
       const claim = [];

@@ -1,9 +1,5 @@
--- The table as the seed defines it. On a database that already has it (users adopt streamer on a
--- live table), nothing changes here and every row keeps its flag.
-CREATE TABLE IF NOT EXISTS user_login (
-    id SERIAL PRIMARY KEY,
-    username TEXT,
-    event_type TEXT,
-    event_time TIMESTAMP,
-    sent_to_kafka BOOLEAN DEFAULT FALSE
-);
+-- Superseded. Until the table specification (issue 11), this migration installed the capture of
+-- user_login by hand; `streamer migrate` now installs each configured table's capture from its
+-- spec (src/capture/plans.ts), and replaces what this file made on databases that applied it.
+-- Kept, empty, so that the numbering of applied migrations stays as it was.
+SELECT 1;

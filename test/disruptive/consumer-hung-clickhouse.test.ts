@@ -10,9 +10,8 @@
 // stored. (Every later insert outlives the client's timeout too: all of them must be waited for.)
 import { createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { encodeRow } from '../../src/codec.js';
-import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
+import { migrateAll, userLoginMessage } from '../support/streamer.js';
+import { startConsumer, type RunningConsumer } from '../../src/sink/consumer.js';
 import { caughtUp, chQuery, createTopic, produce, testLogger, waitFor } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { freezeService } from '../support/outage.js';
@@ -25,7 +24,7 @@ let frozen: { resume(): void } | null = null;
 
 beforeAll(async () => {
   iso = await isolate({ CLICKHOUSE_REQUEST_TIMEOUT_MS: '1000', RETRY_MAX_DELAY_MS: '500' });
-  await migrateClickHouse(iso.config, testLogger(iso.config));
+  await migrateAll(iso.config, testLogger(iso.config));
   const admin = createClient({ url: iso.config.clickhouseUrl });
   await admin.command({ query: `ALTER TABLE ${iso.config.clickhouseDatabase}.user_login ADD COLUMN slow UInt8 MATERIALIZED sleep(3)` });
   await admin.close();
@@ -41,7 +40,7 @@ afterAll(async () => {
 });
 
 const rows = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => encodeRow({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
+  Array.from({ length: to - from + 1 }, (_, i) => userLoginMessage({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
 
 describe('ClickHouse hung mid-insert longer than the request timeout (issue 9, finding 3)', () => {
   it('stores every row once: the retry waits for the insert the server still has', async () => {

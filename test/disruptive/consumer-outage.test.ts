@@ -1,9 +1,8 @@
 // ClickHouse stops in the middle of a stream and comes back: the consumer waits (never exits),
 // then stores everything, once. Slow (a real server restart), so in a file of its own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { encodeRow } from '../../src/codec.js';
-import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
+import { migrateAll, userLoginMessage } from '../support/streamer.js';
+import { startConsumer, type RunningConsumer } from '../../src/sink/consumer.js';
 import { caughtUp, chQuery, createTopic, produce, testLogger, waitFor } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { startService, stopService } from '../support/outage.js';
@@ -15,7 +14,7 @@ let settled: string | null = null;
 beforeAll(async () => {
   iso = await isolate({ RETRY_MAX_DELAY_MS: '1000' });
   const logger = testLogger(iso.config);
-  await migrateClickHouse(iso.config, logger);
+  await migrateAll(iso.config, logger);
   await createTopic(iso.config, iso.config.kafkaTopic);
   consumer = await startConsumer(iso.config, logger);
   consumer.done.then(
@@ -32,11 +31,11 @@ afterAll(async () => {
 
 const rows = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) =>
-    encodeRow({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }),
+    userLoginMessage({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }),
   );
 
 const stats = async () =>
-  (await chQuery<{ n: string; ids: string; lo: string; hi: string }>(iso.config, 'SELECT count() AS n, uniqExact(id) AS ids, min(id) AS lo, max(id) AS hi FROM user_login'))[0];
+  (await chQuery<{ n: string; ids: string; lo: string; hi: string }>(iso.config, 'SELECT count() AS n, uniqExact(id) AS ids, toString(min(id)) AS lo, toString(max(id)) AS hi FROM user_login'))[0];
 
 describe('consumer: ClickHouse outage', () => {
   it('keeps every row, once, across a ClickHouse stop and start, without exiting', async () => {

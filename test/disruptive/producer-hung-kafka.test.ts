@@ -4,9 +4,9 @@
 // transaction rolls back, the rows stay pending and unlocked, and they go out once Kafka answers.
 // Real PostgreSQL and Kafka; Kafka frozen with SIGSTOP, so one file at a time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { startProducer, type RunningProducer } from '../../src/producer.js';
+import { createLogger } from '../../src/common/logger.js';
+import { migratePostgres } from '../../src/capture/pg-migrate.js';
+import { startProducer, type RunningProducer } from '../../src/capture/producer.js';
 import { readTopic } from '../support/kafka.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { freezeService } from '../support/outage.js';

@@ -2,9 +2,9 @@
 // restarted. Every row arrives; none twice in these paths (a batch whose publish failed is
 // rolled back before anything was acknowledged).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { startProducer, type RunningProducer } from '../../src/producer.js';
+import { createLogger } from '../../src/common/logger.js';
+import { migratePostgres } from '../../src/capture/pg-migrate.js';
+import { startProducer, type RunningProducer } from '../../src/capture/producer.js';
 import { readTopic, topicMessageCount } from '../support/kafka.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { startService, stopService, restartPostgres } from '../support/outage.js';

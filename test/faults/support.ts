@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/config.js';
 import { BIN, ROOT, runCli } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 

@@ -6,9 +6,8 @@
 // outage and, when ClickHouse is back, lets inserts through only once their existence checks are
 // all answered (as when several consumers retry at the same moment), so the race is certain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { encodeRow } from '../../src/codec.js';
-import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
+import { migrateAll, userLoginMessage } from '../support/streamer.js';
+import { startConsumer, type RunningConsumer } from '../../src/sink/consumer.js';
 import { caughtUp, chQuery, createTopic, produce, testLogger, waitFor } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { httpProxy, MEMORY_LIMIT_ERROR, type HttpProxy } from '../support/proxy.js';
@@ -19,7 +18,7 @@ const running: RunningConsumer[] = [];
 
 beforeAll(async () => {
   iso = await isolate({ CONSUMER_REBALANCE_TIMEOUT_MS: '8000', CLICKHOUSE_REQUEST_TIMEOUT_MS: '5000', RETRY_MAX_DELAY_MS: '500', CONSUMER_MAX_BATCH_ROWS: '1000' });
-  await migrateClickHouse(iso.config, testLogger(iso.config));
+  await migrateAll(iso.config, testLogger(iso.config));
   await createTopic(iso.config, iso.config.kafkaTopic, 4);
   proxy = await httpProxy(iso.config.clickhouseUrl);
 });
@@ -31,7 +30,7 @@ afterAll(async () => {
 });
 
 const rows = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => encodeRow({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
+  Array.from({ length: to - from + 1 }, (_, i) => userLoginMessage({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
 
 
 describe('rebalance while ClickHouse is down (issue 9, finding 4)', () => {

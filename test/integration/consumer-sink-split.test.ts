@@ -1,8 +1,9 @@
 // The sink against the real ClickHouse when ClickHouse refuses rows that passed our validation:
-// it splits the batch, rejects only the culprits, stores the rest, and never stores an id twice.
+// it splits the batch, rejects only the culprits, stores the rest, and never stores a version twice.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClickHouse, type ClickHouseClient } from '../../src/clickhouse.js';
-import { ClickHouseSink, type SinkInput } from '../../src/sink.js';
+import { createClickHouse, type ClickHouseClient } from '../../src/sink/clickhouse.js';
+import { TableSink, type SinkInput } from '../../src/sink/sink.js';
+import { capabilities } from '../../src/tables/server.js';
 import { chQuery, testLogger } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 
@@ -14,9 +15,10 @@ beforeAll(async () => {
   client = createClickHouse(iso.config, testLogger(iso.config));
   // A stricter table than ours: usernames of at most 4 bytes, which the codec does not know of.
   await client.command({
-    query: `CREATE TABLE user_login (id UInt64, username Nullable(FixedString(4)), event_type Nullable(String),
-            event_time Nullable(DateTime('UTC')), kafka_partition UInt32, kafka_offset UInt64, ingested_at DateTime('UTC'))
-            ENGINE = ReplacingMergeTree ORDER BY id`,
+    query: `CREATE TABLE user_login (id Int32, username Nullable(FixedString(4)), event_type Nullable(String),
+            event_time Nullable(DateTime('UTC')), _version UInt64, _deleted UInt8, _kafka_partition UInt32, _kafka_offset UInt64,
+            _ingested_at DateTime('UTC'))
+            ENGINE = ReplacingMergeTree(_version) ORDER BY id`,
   });
   await client.command({
     query: `CREATE TABLE streamer_dead_letters (topic String, partition UInt32, offset UInt64, key String, reason String, dead_lettered_at DateTime('UTC'))
@@ -30,7 +32,7 @@ afterAll(async () => {
 });
 
 const input = (id: number, username: string): SinkInput<string> => ({
-  event: { id, username, event_type: 'login', event_time: '2024-01-01 00:00:00.000000' },
+  message: { op: 'upsert', version: id, fields: { id, username, event_type: 'login', event_time: '2024-01-01 00:00:00.000000' } },
   topic: 't',
   partition: 0,
   offset: String(id),
@@ -39,7 +41,7 @@ const input = (id: number, username: string): SinkInput<string> => ({
 
 describe('sink: a batch ClickHouse refuses', () => {
   it('is split until the bad rows are alone; those are rejected with the reason, the rest stored once', async () => {
-    const sink = await ClickHouseSink.open<string>(client, iso.config.clickhouseDatabase, testLogger(iso.config));
+    const sink = await TableSink.open<string>(client, iso.config.clickhouseDatabase, 'user_login', capabilities({ major: 18, minor: 16 }), testLogger(iso.config));
     const batch = Array.from({ length: 20 }, (_, i) => input(i + 1, i === 6 || i === 13 ? 'too long' : `u${i + 1}`));
     const result = await sink.write(batch);
     expect(result.rejected.map((r) => r.ref)).toEqual(['ref-7', 'ref-14']);

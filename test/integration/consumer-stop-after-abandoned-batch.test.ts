@@ -4,9 +4,8 @@
 // are committed without being stored: marked sent in PostgreSQL, absent from ClickHouse, never
 // read again. Real Kafka and ClickHouse, with a proxy in front of ClickHouse that fails A's insert.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { encodeRow } from '../../src/codec.js';
-import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
+import { migrateAll, userLoginMessage } from '../support/streamer.js';
+import { startConsumer, type RunningConsumer } from '../../src/sink/consumer.js';
 import { caughtUp, chQuery, createTopic, produce, testLogger, waitFor } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { httpProxy, MEMORY_LIMIT_ERROR, type HttpProxy } from '../support/proxy.js';
@@ -18,7 +17,7 @@ const running: RunningConsumer[] = [];
 beforeAll(async () => {
   // Batches of 5: the ten messages of one send become batch A (ids 1–5) and batch B (6–10).
   iso = await isolate({ CONSUMER_MAX_BATCH_ROWS: '5', CONSUMER_FLUSH_MS: '0', RETRY_MAX_DELAY_MS: '200' });
-  await migrateClickHouse(iso.config, testLogger(iso.config));
+  await migrateAll(iso.config, testLogger(iso.config));
   await createTopic(iso.config, iso.config.kafkaTopic, 1);
   proxy = await httpProxy(iso.config.clickhouseUrl);
 });
@@ -30,7 +29,7 @@ afterAll(async () => {
 });
 
 const rows = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => encodeRow({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
+  Array.from({ length: to - from + 1 }, (_, i) => userLoginMessage({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
 
 describe('consumer stop with a batch ClickHouse refused (issue 9, finding 1)', () => {
   it('never commits past a batch it gave up: every row arrives after the restart', async () => {

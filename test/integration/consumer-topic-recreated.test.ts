@@ -4,10 +4,9 @@
 // them; on f141f4e it dropped them as "already taken" and committed past them. Real Kafka and
 // ClickHouse.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { encodeRow } from '../../src/codec.js';
-import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
-import { createLogger } from '../../src/logger.js';
+import { migrateAll, userLoginMessage } from '../support/streamer.js';
+import { startConsumer, type RunningConsumer } from '../../src/sink/consumer.js';
+import { createLogger } from '../../src/common/logger.js';
 import { caughtUp, chQuery, createTopic, produce, testKafka, waitFor } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 
@@ -19,7 +18,7 @@ const PARTITIONS = 3;
 beforeAll(async () => {
   iso = await isolate({ RETRY_MAX_DELAY_MS: '500' });
   const logger = createLogger({ level: 'info', pretty: false, destination: { write: (l: string) => void lines.push(l) } });
-  await migrateClickHouse(iso.config, logger);
+  await migrateAll(iso.config, logger);
   await createTopic(iso.config, iso.config.kafkaTopic, PARTITIONS);
   consumer = await startConsumer(iso.config, logger);
 });
@@ -30,7 +29,7 @@ afterAll(async () => {
 });
 
 const rows = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => encodeRow({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
+  Array.from({ length: to - from + 1 }, (_, i) => userLoginMessage({ id: from + i, username: `u${from + i}`, event_type: 'login', event_time: '2024-05-06 07:08:09.000000' }));
 
 const stats = async () => (await chQuery<{ n: string; ids: string }>(iso.config, 'SELECT toString(count()) AS n, toString(uniqExact(id)) AS ids FROM user_login'))[0];
 

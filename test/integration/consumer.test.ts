@@ -1,29 +1,28 @@
 // The consumer against the real Kafka and ClickHouse: values arrive exactly, nothing twice, bad
 // messages in the dead-letter topic, replay adds nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseEventTimeType, type EventTimeType } from '../../src/clickhouse.js';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { encodeRow, type PendingRow } from '../../src/codec.js';
-import { startConsumer, type RunningConsumer } from '../../src/consumer.js';
-import { formatEventTime } from '../../src/sink.js';
+import type { ClickHouseMigration } from '../../src/sink/clickhouse-migrate.js';
+import { chCodec, type ChCodec } from '../../src/tables/ch-types.js';
+import { startConsumer, type RunningConsumer } from '../../src/sink/consumer.js';
+import { migrateAll, userLoginMessage, type UserLoginRow } from '../support/streamer.js';
 import { caughtUp, chCount, chQuery, produce, readTopic, testLogger, waitFor, whileUnreachable, clickhouseAway } from '../support/clickhouse.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { SEED_ROWS } from '../support/pg.js';
 
 let iso: Isolated;
 let consumer: RunningConsumer | null = null;
-let firstMigration: string[] = [];
-let timeType: EventTimeType;
+let firstMigration: ClickHouseMigration;
+let timeType: ChCodec;
 
 beforeAll(async () => {
   iso = await isolate();
   const logger = testLogger(iso.config);
-  firstMigration = await whileUnreachable(() => migrateClickHouse(iso.config, logger));
+  firstMigration = await whileUnreachable(() => migrateAll(iso.config, logger));
   const [col] = await chQuery<{ type: string }>(
     iso.config,
     "SELECT type FROM system.columns WHERE database = currentDatabase() AND table = 'user_login' AND name = 'event_time'",
   );
-  timeType = parseEventTimeType(col?.type ?? '') as EventTimeType;
+  timeType = chCodec(col?.type ?? '') as ChCodec;
   // No topic yet, as on a fresh deployment: the consumer creates it (regression: it used to fail
   // with "This server does not host this topic-partition").
   consumer = await whileUnreachable(() => startConsumer(iso.config, logger));
@@ -34,29 +33,28 @@ afterAll(async () => {
   await iso?.cleanup();
 });
 
-/** What ClickHouse returns for an event_time the producer sent. */
-const stored = (t: string | null) => {
-  const r = formatEventTime(t, timeType);
-  if (!r.ok) throw new Error(r.reason);
-  return r.value;
-};
+/** What ClickHouse returns for an event_time the producer sent (DateTime on 18.16: whole seconds). */
+const stored = (t: string | null) => JSON.parse(timeType.write(t)) as string | null;
+const isDateTime64 = () => timeType.type.includes('DateTime64');
 
 interface Row {
-  id: string;
+  sid: string;
   username: string | null;
   event_type: string | null;
   event_time: string | null;
 }
 
 const rowsBetween = (from: number, to: number) =>
-  chQuery<Row>(iso.config, `SELECT id, username, event_type, event_time FROM user_login WHERE id BETWEEN ${from} AND ${to} ORDER BY id`);
+  chQuery<Row>(iso.config, `SELECT toString(id) AS sid, username, event_type, event_time FROM user_login WHERE id BETWEEN ${from} AND ${to} ORDER BY id`);
 
-const send = (rows: PendingRow[]) => produce(iso.config, rows.map((r) => encodeRow(r)));
+const send = (rows: UserLoginRow[]) => produce(iso.config, rows.map((r) => userLoginMessage(r)));
 
 describe('consumer: Kafka → ClickHouse', () => {
-  it('migrateClickHouse applied the schema once; a second run is a no-op', async () => {
-    expect(firstMigration).toEqual(['user_login', 'dead_letters']);
-    expect(await migrateClickHouse(iso.config, testLogger(iso.config))).toEqual([]);
+  it('migrate applied the schema once; a second run is a no-op', async () => {
+    expect(firstMigration.applied).toEqual(['user_login', 'dead_letters']);
+    expect(firstMigration.tables).toEqual([{ table: `${iso.config.clickhouseDatabase}.user_login`, action: 'created', detail: null }]);
+    const again = await migrateAll(iso.config, testLogger(iso.config));
+    expect([again.applied, again.tables[0]?.action]).toEqual([[], 'up to date']);
     expect(timeType).not.toBeNull();
   });
 
@@ -79,13 +77,13 @@ describe('consumer: Kafka → ClickHouse', () => {
     await send(rows);
     await waitFor(() => chCount(iso.config, 'id BETWEEN 1 AND 10'), (n) => n >= 10, 'the ten seed rows');
     expect(await rowsBetween(1, 10)).toEqual(
-      rows.map((r) => ({ id: String(r.id), username: r.username, event_type: r.event_type, event_time: stored(r.event_time) })),
+      rows.map((r) => ({ sid: String(r.id), username: r.username, event_type: r.event_type, event_time: stored(r.event_time) })),
     );
     // On 18.16 (DateTime) the digits are the seed's exactly: '2023-10-26 10:00:00'.
-    if (timeType.kind === 'DateTime') expect((await rowsBetween(1, 1))[0]?.event_time).toBe('2023-10-26 10:00:00');
+    if (!isDateTime64()) expect((await rowsBetween(1, 1))[0]?.event_time).toBe('2023-10-26 10:00:00');
   });
 
-  it('stores an id published twice once (count() without FINAL)', async () => {
+  it('stores a version published twice once (count() without FINAL)', async () => {
     const row = { id: 100, username: 'twice', event_type: 'login', event_time: '2024-01-01 00:00:00.000000' };
     await send([row, row]); // twice in one batch
     await waitFor(() => chCount(iso.config, 'id = 100'), (n) => n >= 1, 'id 100');
@@ -95,17 +93,18 @@ describe('consumer: Kafka → ClickHouse', () => {
   });
 
   it('dead-letters malformed messages with their original bytes and a reason, and stores the good ones around them', async () => {
-    const good = (id: number) => encodeRow({ id, username: `good${id}`, event_type: 'login', event_time: '2024-02-29 23:59:59.123456' });
+    const good = (id: number) => userLoginMessage({ id, username: `good${id}`, event_type: 'login', event_time: '2024-02-29 23:59:59.123456' });
     const bad: { key: string; value: string; reason: RegExp }[] = [
       { key: 'k-notjson', value: '{"id": 201, oops', reason: /not JSON/ },
-      { key: 'k-noid', value: '{"username":"x","event_type":"login","event_time":null}', reason: /missing id/ },
-      { key: 'k-textid', value: '{"id":"202","username":"x","event_type":"login","event_time":null}', reason: /id must be a non-negative integer/ },
-      { key: '203', value: '{"id":203,"username":"x","event_type":"login","event_time":"not a date"}', reason: /event_time is not a timestamp/ },
+      { key: 'k-noid', value: '{"username":"x","event_type":"login","event_time":null,"_op":"upsert","_version":1}', reason: /lacks the key column id/ },
+      { key: 'k-textid', value: '{"id":"twelve","username":"x","event_type":"login","event_time":null,"_op":"upsert","_version":1}', reason: /id: Int32 needs an integer/ },
+      { key: '203', value: '{"id":203,"username":"x","event_type":"login","event_time":"not a date","_op":"upsert","_version":1}', reason: /event_time: .*needs a timestamp/ },
+      { key: 'k-op', value: '{"id":209,"_op":"merge","_version":1}', reason: /_op must be upsert, delete or truncate/ },
     ];
     // Out of range for the column: DateTime (18.16) holds 1970–2105, DateTime64 1900–2299.
-    const outOfRange = timeType.kind === 'DateTime' ? ['1901-01-01 00:00:00.000000', '2299-12-31 23:59:59.000000'] : ['1899-12-31 23:59:59.000000', '2300-01-01 00:00:00.000000'];
+    const outOfRange = !isDateTime64() ? ['1901-01-01 00:00:00.000000', '2299-12-31 23:59:59.000000'] : ['1899-12-31 23:59:59.000000', '2300-01-01 00:00:00.000000'];
     outOfRange.forEach((t, i) =>
-      bad.push({ key: String(204 + i), value: JSON.stringify({ id: 204 + i, username: 'x', event_type: 'login', event_time: t }), reason: /outside what ClickHouse/ }),
+      bad.push({ key: String(204 + i), value: JSON.stringify({ id: 204 + i, username: 'x', event_type: 'login', event_time: t, _op: 'upsert', _version: 1 }), reason: /outside what ClickHouse/ }),
     );
     await produce(iso.config, [good(200), ...bad.map(({ key, value }) => ({ key, value })), good(210)]);
 
@@ -121,12 +120,12 @@ describe('consumer: Kafka → ClickHouse', () => {
       expect(d?.headers['x-original-offset']).toMatch(/^\d+$/);
     }
     await waitFor(() => chCount(iso.config, 'id IN (200, 210)'), (n) => n >= 2, 'good rows 200 and 210');
-    expect((await rowsBetween(200, 210)).map((r) => r.id)).toEqual(['200', '210']);
+    expect((await rowsBetween(200, 210)).map((r) => r.sid)).toEqual(['200', '210']);
     expect((await rowsBetween(200, 200))[0]?.event_time).toBe(stored('2024-02-29 23:59:59.123456'));
   });
 
   it('round-trips NULLs, Unicode, quotes, backslashes, newlines and a 1 MB string exactly', async () => {
-    const rows: PendingRow[] = [
+    const rows: UserLoginRow[] = [
       { id: 300, username: null, event_type: null, event_time: null },
       { id: 301, username: 'zoë 🚀 日本語 𝔘𝔫𝔦𝔠𝔬𝔡𝔢', event_type: 'ёлка', event_time: '2024-01-02 03:04:05.678901' },
       { id: 302, username: `it's "quoted" \\ back\\slash`, event_type: 'tab\there\nnew line\r\n', event_time: '1970-01-01 00:00:01.000000' },
@@ -140,7 +139,7 @@ describe('consumer: Kafka → ClickHouse', () => {
     rows.forEach((r, i) => {
       // toBe on strings, not toEqual on the objects: a 1 MB diff would drown the report.
       const b = back[i] as Row;
-      expect(b.id).toBe(String(r.id));
+      expect(b.sid).toBe(String(r.id));
       expect(b.username === r.username, `username of ${r.id}`).toBe(true);
       expect(b.event_type).toBe(r.event_type);
       expect(b.event_time).toBe(stored(r.event_time));

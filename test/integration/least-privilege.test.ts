@@ -1,20 +1,18 @@
-// The producer and the consumer under least-privilege roles: the PostgreSQL grants of
-// sql/roles/postgres-producer.sql and a ClickHouse user limited to its database
-// (sql/roles/clickhouse-consumer.sql on 20.5+; 18.16, our test server, has no SQL users: a users.d
+// The producer and the consumer under least-privilege roles: the PostgreSQL grants that
+// `streamer grants --postgres` prints and a ClickHouse user limited to its database (the SQL of
+// `streamer grants --clickhouse` on 20.5+; 18.16, our test server, has no SQL users: a users.d
 // entry with <allow_databases>, written where the running server reads it — see
-// test/support/clickhouse-users.ts). Rows still arrive, and the roles really are restricted.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+// test/support/clickhouse-users.ts). Inserts, updates and deletes still arrive, and the roles
+// really are restricted.
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateClickHouse } from '../../src/clickhouse-migrate.js';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { ROOT, startCli } from '../support/cli.js';
+import { createLogger } from '../../src/common/logger.js';
+import { runCli, startCli } from '../support/cli.js';
 import { createRestrictedUser, type RestrictedUser } from '../support/clickhouse-users.js';
 import { isolate, suffix, services, type Isolated } from '../support/isolation.js';
 import { withPg } from '../support/pg.js';
+import { migrateAll } from '../support/streamer.js';
 import { waitFor } from '../support/wait.js';
 
 const id = suffix();
@@ -30,19 +28,21 @@ let restricted: RestrictedUser | null = null;
 beforeAll(async () => {
   iso = await isolate({ SWEEP_INTERVAL_MS: '3600000' });
   const log = createLogger({ level: 'warn' });
-  await migratePostgres(iso.config, log);
-  await migrateClickHouse(iso.config, log);
+  await migrateAll(iso.config, log);
+  const pgGrants = await runCli(['grants', '--postgres', '--role', PG_ROLE], iso.env);
+  expect(pgGrants.code, pgGrants.stderr).toBe(0);
   await withPg(iso.config, async (c) => {
-    const grants = readFileSync(path.join(ROOT, 'sql/roles/postgres-producer.sql'), 'utf8').replaceAll('streamer_producer', PG_ROLE);
-    await c.query(grants);
+    await c.query(pgGrants.stdout);
     await c.query(`ALTER ROLE ${PG_ROLE} PASSWORD '${PG_PASSWORD}'`);
   });
+  const chGrants = await runCli(['grants', '--clickhouse'], iso.env);
+  expect(chGrants.code, chGrants.stderr).toBe(0);
   admin = createClient({ url: iso.config.clickhouseUrl, database: iso.config.clickhouseDatabase });
   restricted = await createRestrictedUser(admin, iso.config.clickhouseUrl, {
     user: CH_USER,
     password: CH_PASSWORD,
     database: iso.config.clickhouseDatabase,
-    roleSql: readFileSync(path.join(ROOT, 'sql/roles/clickhouse-consumer.sql'), 'utf8'),
+    roleSql: chGrants.stdout,
   });
   // users.d is re-read every few seconds
   const probe = createClient({ url: iso.config.clickhouseUrl, username: CH_USER, password: CH_PASSWORD, database: iso.config.clickhouseDatabase, log: { level: ClickHouseLogLevel.OFF } });
@@ -74,6 +74,11 @@ describe('least privilege', () => {
       });
       const sent = await withPg(iso.config, async (c) => (await c.query('SELECT count(*)::int AS n FROM user_login WHERE sent_to_kafka')).rows[0].n);
       expect(sent).toBe(500);
+      // Updates and deletes go through the change log and the version sequence: granted too.
+      await withPg(iso.config, (c) => c.query(`UPDATE user_login SET event_type = 'logout' WHERE id <= 10; DELETE FROM user_login WHERE id > 495`));
+      const live = async () =>
+        (await (await admin.query({ query: "SELECT count() AS n, countIf(event_type = 'logout') AS logout FROM user_login FINAL WHERE _deleted = 0", format: 'JSONEachRow' })).json()) as Array<{ n: string; logout: string }>;
+      await waitFor('the update and the deletes in ClickHouse', async () => ((await live())[0]?.n === '495' && (await live())[0]?.logout === '10' ? true : undefined));
     } finally {
       run.child.kill('SIGTERM');
       expect(await run.exited).toBe(0);

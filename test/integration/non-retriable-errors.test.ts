@@ -5,7 +5,7 @@
 // the problem and the fix, exit 1, and nothing unstored is committed. The real CLI and services.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@clickhouse/client';
-import { encodeRow } from '../../src/codec.js';
+import { migrateAll, userLoginMessage } from '../support/streamer.js';
 import { caughtUp, chCount, createTopic, produce, waitFor } from '../support/clickhouse.js';
 import { runCli, startCli } from '../support/cli.js';
 import { isolate, type Isolated } from '../support/isolation.js';
@@ -22,7 +22,7 @@ afterAll(async () => {
   await iso?.cleanup();
 });
 
-const row = (id: number) => encodeRow({ id, username: `u${id}`, event_type: 'login', event_time: '2024-01-01 00:00:00.000000' });
+const row = (id: number) => userLoginMessage({ id, username: `u${id}`, event_type: 'login', event_time: '2024-01-01 00:00:00.000000' });
 
 describe('errors retrying cannot cure stop the process (issue 9, finding 9)', () => {
   it('the consumer exits 1 with one line when its ClickHouse table is dropped, and commits nothing it did not store', async () => {
@@ -46,10 +46,11 @@ describe('errors retrying cannot cure stop the process (issue 9, finding 9)', ()
 
   it('the producer exits 1 with one line when it loses the right to read its table', async () => {
     const role = `streamer_t_role_${Math.random().toString(36).slice(2, 8)}`;
+    const grants = await runCli(['grants', '--postgres', '--role', role], iso.env);
+    expect(grants.code, grants.stderr).toBe(0);
     await withPg(iso.config, async (c) => {
-      await c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
-      await c.query(`GRANT SELECT, UPDATE (sent_to_kafka) ON user_login TO ${role}`);
-      await c.query(`GRANT SELECT, INSERT, UPDATE ON streamer_failed_rows TO ${role}`);
+      await c.query(grants.stdout);
+      await c.query(`ALTER ROLE ${role} PASSWORD 'pw'`);
     });
     const url = new URL(iso.config.databaseUrl);
     url.username = role;
@@ -64,7 +65,7 @@ describe('errors retrying cannot cure stop the process (issue 9, finding 9)', ()
       });
       const code = await Promise.race([p.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000))]);
       expect(code).toBe(1);
-      expect(p.output()).toMatch(/streamer: PostgreSQL at \S+ refused us: permission denied for table user_login \(42501\) — grant the role what sql\/roles\/postgres-producer.sql grants/);
+      expect(p.output()).toMatch(/streamer: PostgreSQL at \S+ refused us: permission denied for table user_login \(42501\) — grant the role what "streamer grants --postgres" prints/);
     } finally {
       p.child.kill('SIGKILL');
       await withPg(iso.config, (c) => c.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`)).catch(() => {});

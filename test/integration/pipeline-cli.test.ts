@@ -48,11 +48,15 @@ describe('streamer migrate + run + verify + status (CLI)', () => {
   it('migrate creates both schemas; a second migrate is a no-op', async () => {
     const first = await runCli(['migrate'], env);
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^PostgreSQL: applied user_login, pending_index, failed_rows, notify_triggers, notify_once_per_bucket$/m);
-    expect(first.stdout).toMatch(/^ClickHouse: applied /m);
+    const db = iso.config.clickhouseDatabase;
+    expect(first.stdout).toBe(
+      'PostgreSQL: applied user_login, pending_index, failed_rows, notify_triggers, notify_once_per_bucket, versions_notify_failed_rows\n' +
+        'ClickHouse: applied user_login, dead_letters\n' +
+        `public.user_login: capture installed; ClickHouse ${db}.user_login created\n`,
+    );
     const second = await runCli(['migrate'], env);
     expect(second.code).toBe(0);
-    expect(second.stdout).toBe('PostgreSQL: up to date\nClickHouse: up to date\n');
+    expect(second.stdout).toBe(`PostgreSQL: up to date\nClickHouse: up to date\npublic.user_login: capture up to date; ClickHouse ${db}.user_login up to date\n`);
   });
 
   it('run: the seed rows arrive with exactly their values, then an application insert arrives', async () => {
@@ -80,7 +84,7 @@ describe('streamer migrate + run + verify + status (CLI)', () => {
       /^streamer_rows_inserted_total 11$/m,
       /^streamer_pending_rows 0$/m,
       /^streamer_claim_to_clickhouse_seconds_count 11$/m,
-      /^streamer_consumer_lag\{partition="\d+"\} \d+$/m,
+      /^streamer_consumer_lag\{topic="[^"]+",partition="\d+"\} \d+$/m,
       /^streamer_consumer_batch_rows_count \d+$/m,
       /^streamer_producer_batch_rows_count \d+$/m,
       /^streamer_dead_letters_total 0$/m,
@@ -117,13 +121,12 @@ describe('streamer migrate + run + verify + status (CLI)', () => {
   it('verify fails (exit 1) and names the id when ClickHouse holds a row twice', async () => {
     await ch.command({ query: `SYSTEM STOP MERGES ${iso.config.clickhouseDatabase}.user_login` });
     await ch.command({
-      query: `INSERT INTO user_login (id, username, event_type, event_time, kafka_partition, kafka_offset, ingested_at)
-              SELECT id, username, event_type, event_time, kafka_partition, kafka_offset, ingested_at FROM user_login WHERE id = 4`,
+      query: `INSERT INTO user_login SELECT * FROM user_login WHERE id = 4`,
     });
     const v = await runCli(['verify'], env);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/^FAILED/);
-    expect(v.stdout).toMatch(/duplicated\s+1 — e\.g\. 4$/m);
+    expect(v.stdout).toMatch(/^    duplicated versions   1 — e\.g\. 4 \(version \d+\)/m);
     await ch.command({ query: `SYSTEM START MERGES ${iso.config.clickhouseDatabase}.user_login` });
   });
 

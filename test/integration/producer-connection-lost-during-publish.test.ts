@@ -5,16 +5,17 @@
 // flight to receive the error, so the server's FATAL became an 'error' event nobody handled.
 // Deterministic here: the publish itself terminates the producer's backend, then waits.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { EncodedMessage } from '../../src/codec.js';
-import { createPool } from '../../src/db.js';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { drainBatch } from '../../src/producer.js';
-import type { Publisher } from '../../src/publisher.js';
+import type { EncodedMessage } from '../../src/tables/codec.js';
+import { createPool } from '../../src/capture/db.js';
+import { createLogger } from '../../src/common/logger.js';
+import { migratePostgres } from '../../src/capture/pg-migrate.js';
+import { drainBatch, loadSources } from '../../src/capture/producer.js';
+import type { Publisher } from '../../src/capture/publisher.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { pgCount, withPg } from '../support/pg.js';
 
 let iso: Isolated;
+const source = async () => (await withPg(iso.config, (c) => loadSources(c, iso.config)))[0]!;
 beforeAll(async () => {
   iso = await isolate();
   await migratePostgres(iso.config, createLogger({ level: 'warn' }));
@@ -33,7 +34,8 @@ it('the connection dies while the batch is published: the batch rolls back, the 
     connect: async () => {},
     close: async () => {},
     abandon: () => {},
-    publish: async (messages) => {
+    partitions: async () => [0],
+    publish: async (_topic, messages) => {
       published.push([...messages]);
       if (kill) {
         kill = false;
@@ -50,11 +52,11 @@ it('the connection dies while the batch is published: the batch rolls back, the 
   process.on('uncaughtException', onUncaught);
   try {
     // First batch: the connection is gone before MARK_SENT, so the batch must fail and roll back.
-    await expect(drainBatch(pool, publisher, iso.config, logger, 100)).rejects.toThrow();
+    await expect(drainBatch(pool, publisher, iso.config, logger, await source(), 100)).rejects.toThrow();
     expect(unhandled).toEqual([]);
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(0);
     // The pool hands out a working connection again: the retry publishes and marks all five.
-    const r = await drainBatch(pool, publisher, iso.config, logger, 100);
+    const r = await drainBatch(pool, publisher, iso.config, logger, await source(), 100);
     expect(r).toEqual({ claimed: 5, published: 5, failed: 0 });
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(5);
   } finally {
@@ -73,20 +75,22 @@ it('Kafka failing batch after batch: every batch rolls back, and no listener pil
     connect: async () => {},
     close: async () => {},
     abandon: () => {},
+    partitions: async () => [0],
     publish: async () => {
       if (failures-- > 0) throw new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
       return [];
     },
   };
   try {
-    for (let i = 0; i < 12; i++) await expect(drainBatch(pool, publisher, iso.config, logger, 100)).rejects.toThrow(/ECONNREFUSED/);
+    for (let i = 0; i < 12; i++) await expect(drainBatch(pool, publisher, iso.config, logger, await source(), 100)).rejects.toThrow(/ECONNREFUSED/);
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(0);
     const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect(), pool.connect()]);
     // pg-pool's own listener is off while a client is checked out: what is left would be ours.
     const listeners = clients.map((c) => c.listenerCount('error'));
     for (const c of clients) c.release();
     expect(listeners).toEqual([0, 0, 0, 0]);
-    expect(await drainBatch(pool, publisher, iso.config, logger, 100)).toEqual({ claimed: 3, published: 3, failed: 0 });
+    // The three rows, and the TRUNCATE's marker (README "Deletes and TRUNCATE").
+    expect(await drainBatch(pool, publisher, iso.config, logger, await source(), 100)).toEqual({ claimed: 4, published: 4, failed: 0 });
     expect(await pgCount(iso.config, 'sent_to_kafka')).toBe(3);
   } finally {
     await pool.end().catch(() => {});

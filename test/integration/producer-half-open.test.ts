@@ -6,12 +6,12 @@
 // PostgreSQL ends the orphaned session and releases its locks. Real PostgreSQL and Kafka behind a
 // TCP proxy that can go half-open.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.js';
-import { createPool } from '../../src/db.js';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { drainBatch, startProducer, type RunningProducer } from '../../src/producer.js';
-import { createPublisher, type Publisher } from '../../src/publisher.js';
+import type { Config } from '../../src/config/config.js';
+import { createPool } from '../../src/capture/db.js';
+import { createLogger } from '../../src/common/logger.js';
+import { migratePostgres } from '../../src/capture/pg-migrate.js';
+import { drainBatch, loadSources, startProducer, type RunningProducer } from '../../src/capture/producer.js';
+import { createPublisher, type Publisher } from '../../src/capture/publisher.js';
 import { readTopic } from '../support/kafka.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { tcpProxy, type TcpProxy } from '../support/proxy.js';
@@ -19,6 +19,7 @@ import { pgCount, withPg } from '../support/pg.js';
 import { waitFor } from '../support/wait.js';
 
 let iso: Isolated;
+const source = async () => (await withPg(iso.config, (c) => loadSources(c, iso.config)))[0]!;
 let proxy: TcpProxy;
 let viaProxy: Config;
 const cleanups: Array<() => Promise<void>> = [];
@@ -67,19 +68,20 @@ describe('half-open connections to PostgreSQL (issue 9, finding 6)', () => {
       connect: async () => {},
       close: async () => {},
       abandon: () => {},
-      publish: async (messages, ts) => {
+      partitions: async () => [0],
+      publish: async (topic, messages, ts) => {
         if (cut) {
           cut = false;
           proxy.blackhole(); // while the claim's locks are held: MARK_SENT and COMMIT never arrive
-          return real.publish(messages, ts);
+          return real.publish(topic, messages, ts);
         }
-        return real.publish(messages, ts);
+        return real.publish(topic, messages, ts);
       },
     };
-    await expect(drainBatch(pool, publisher, iso.config, logger, 100)).rejects.toThrow();
+    await expect(drainBatch(pool, publisher, iso.config, logger, await source(), 100)).rejects.toThrow();
     // The orphaned session keeps the five rows locked until PostgreSQL ends it; then they go out.
     await waitFor('the five rows sent once the orphaned session ends', async () => {
-      const r = await drainBatch(pool, publisher, iso.config, logger, 100).catch(() => null);
+      const r = await drainBatch(pool, publisher, iso.config, logger, await source(), 100).catch(() => null);
       return r !== null && (await pgCount(iso.config, 'sent_to_kafka IS NOT TRUE')) === 0 ? true : undefined;
     }, 60_000, 500);
     const msgs = await readTopic(iso.config, 26);

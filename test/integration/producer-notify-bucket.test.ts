@@ -1,4 +1,5 @@
-// The insert trigger notifies for one transaction per 10 ms bucket (sql/postgres/0005), so that
+// The capture triggers notify for one transaction per table and 10 ms bucket (streamer_notify,
+// sql/postgres/0006), so that
 // notifying transactions do not commit one at a time. These tests make a transaction skip its
 // NOTIFY on purpose — another open transaction holds the advisory locks of the next seconds'
 // buckets, as the first inserter of a bucket does — and check that its row is published anyway,
@@ -6,15 +7,16 @@
 // follow-up pass when it commits after the producer looked.
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { startProducer } from '../../src/producer.js';
+import { createLogger } from '../../src/common/logger.js';
+import { migratePostgres } from '../../src/capture/pg-migrate.js';
+import { startProducer } from '../../src/capture/producer.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { pgCount } from '../support/pg.js';
 import { waitFor } from '../support/wait.js';
 
-const KEY_SPACE = 1937011301; // sql/postgres/0005_notify_once_per_bucket.sql
-const CHANNEL = 'streamer_user_login';
+const KEY_SPACE = 1937011301; // streamer_notify, sql/postgres/0006_versions_notify_failed_rows.sql
+const CHANNEL = 'streamer'; // src/capture/plans.ts NOTIFY_CHANNEL; the payload names the table
+const TABLE_ID = 'user_login'; // objectId('public', 'user_login')
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -38,10 +40,10 @@ async function connect(iso: Isolated): Promise<pg.Client> {
 /** In an open transaction of `c`: the trigger's locks for the next `seconds` of buckets. */
 async function holdBuckets(c: pg.Client, seconds: number): Promise<void> {
   await c.query(
-    `SELECT pg_advisory_xact_lock($1, (b % 2000000000)::int)
+    `SELECT pg_advisory_xact_lock($1, (b % 2000000000)::int # hashtext($3))
        FROM generate_series(floor(extract(epoch FROM clock_timestamp()) * 100)::bigint,
                             floor(extract(epoch FROM clock_timestamp()) * 100)::bigint + $2) b`,
-    [KEY_SPACE, seconds * 100],
+    [KEY_SPACE, seconds * 100, TABLE_ID],
   );
 }
 
@@ -70,7 +72,7 @@ describe('insert trigger: one NOTIFY per 10 ms bucket', () => {
 
     await holder.query('COMMIT');
     await waitFor('both rows sent', async () => ((await pgCount(iso.config, 'sent_to_kafka')) === 2 ? true : undefined), 15_000);
-    expect(heard).toEqual(['INSERT']);
+    expect(heard).toEqual([TABLE_ID]);
   });
 
   it('a row that skipped its NOTIFY and committed just after the producer looked goes out with the follow-up pass', async () => {

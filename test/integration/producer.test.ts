@@ -1,10 +1,10 @@
 // The producer against real PostgreSQL and Kafka: every row published exactly once in the
 // normal path, none stuck. Each test has its own database and topic.
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeMessage } from '../../src/codec.js';
-import { createLogger } from '../../src/logger.js';
-import { migratePostgres } from '../../src/pg-migrate.js';
-import { startProducer, type RunningProducer } from '../../src/producer.js';
+import { decodeMessage } from '../../src/tables/codec.js';
+import { createLogger } from '../../src/common/logger.js';
+import { migratePostgres } from '../../src/capture/pg-migrate.js';
+import { startProducer, type RunningProducer } from '../../src/capture/producer.js';
 import { readTopic, topicMessageCount } from '../support/kafka.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { pgCount, withPg } from '../support/pg.js';
@@ -42,7 +42,9 @@ describe('producer', () => {
     );
     const [msg] = await readTopic(iso.config, 1);
     expect(msg!.key).toBe('1');
-    expect(JSON.parse(msg!.value!.toString())).toEqual({ id: 1, username: 'zoë', event_type: 'login', event_time: '2024-02-29 23:59:59.123456' });
+    const body = JSON.parse(msg!.value!.toString());
+    expect(body).toEqual({ id: 1, username: 'zoë', event_type: 'login', event_time: '2024-02-29 23:59:59.123456', _op: 'upsert', _version: body._version });
+    expect(Number.isSafeInteger(body._version) && body._version > 0).toBe(true);
     await allSent(iso, 1);
   });
 
@@ -117,9 +119,9 @@ describe('producer', () => {
       await c.query(`INSERT INTO user_login (username) SELECT 'after' || g FROM generate_series(1, 50) g`);
     });
     await allSent(iso, 51);
-    const failed = await withPg(iso.config, async (c) => (await c.query('SELECT id, error FROM streamer_failed_rows')).rows);
+    const failed = await withPg(iso.config, async (c) => (await c.query('SELECT table_name, key, error FROM streamer_failed_rows')).rows);
     expect(failed).toHaveLength(1);
-    expect(failed[0].id).toBe('2');
+    expect([failed[0].table_name, failed[0].key]).toEqual(['public.user_login', '2']);
     expect(failed[0].error).toMatch(/Kafka refused the message/);
     expect(await pgCount(iso.config, 'id = 2 AND sent_to_kafka IS NOT TRUE')).toBe(1);
     const msgs = await readTopic(iso.config, 51);
@@ -127,7 +129,7 @@ describe('producer', () => {
     expect(msgs.every((m) => decodeMessage(m.value).ok)).toBe(true);
   });
 
-  it('re-sends rows whose flag an operator set back to FALSE, woken by the reset trigger', async () => {
+  it('re-sends rows whose flag an operator set back to FALSE, woken by the update trigger', async () => {
     const iso = await setup({ SWEEP_INTERVAL_MS: '3600000' });
     const p = await producer(iso);
     await withPg(iso.config, (c) => c.query(`INSERT INTO user_login (username) SELECT 'u' || g FROM generate_series(1, 10) g`));

@@ -2,7 +2,7 @@
 // scripts can parse it: the problem in the failing section's `error`, `ok` false, exit 1. The
 // human form keeps its one clear line. The real CLI against the real services.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusReport } from '../../src/status.js';
+import type { StatusReport } from '../../src/ops/status.js';
 import { runCli } from '../support/cli.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 
@@ -26,7 +26,7 @@ describe('status --json always answers in JSON (issue 15)', () => {
       pending: null,
       failed: null,
       total: null,
-      error: expect.stringMatching(/^PostgreSQL at 127\.0\.0\.1:5432\/streamer_t_\w+ has no table user_login or streamer_failed_rows — run "streamer migrate"$/),
+      error: expect.stringMatching(/^PostgreSQL at 127\.0\.0\.1:5432\/streamer_t_\w+ has no table public\.user_login — run "streamer migrate" \(it creates the seed's table\)$/),
     });
     expect(s.kafka).toMatchObject({ topic: iso.config.kafkaTopic, topicExists: false, totalLag: 0, error: null });
     expect(s.clickhouse).toMatchObject({ tableExists: false, note: expect.stringMatching(/run "streamer migrate"/), error: null });
@@ -36,7 +36,7 @@ describe('status --json always answers in JSON (issue 15)', () => {
     const r = await runCli(['status'], iso.env);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^streamer: PostgreSQL at \S+ has no table user_login or streamer_failed_rows — run "streamer migrate"\n$/);
+    expect(r.stderr).toMatch(/^streamer: PostgreSQL at \S+ has no table public\.user_login — run "streamer migrate" \(it creates the seed's table\)\n$/);
   });
 
   it('with Kafka and ClickHouse unreachable: their sections carry the address and the fix', async () => {

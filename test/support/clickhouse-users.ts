@@ -3,7 +3,7 @@
  * CLICKHOUSE_URL — whoever started it (issue 15: a second clone's `npm test` against the first
  * clone's stack failed here):
  *
- *  1. ClickHouse 20.5 and later: SQL (`CREATE USER … GRANT …`, sql/roles/clickhouse-consumer.sql),
+ *  1. ClickHouse 20.5 and later: SQL (`CREATE USER … GRANT …`, what `streamer grants --clickhouse` prints),
  *     when the admin user may manage access;
  *  2. otherwise (18.16 has no SQL users) a `users.d/*.xml` file beside the users file of the
  *     server process that listens on the URL's port — found through /proc (its command line names
@@ -21,12 +21,11 @@ export interface RestrictedUser {
   drop(): Promise<void>;
 }
 
-/** The SQL of sql/roles/clickhouse-consumer.sql for `user`, `password` and `database`, statement by statement. */
-export function consumerRoleStatements(sql: string, user: string, password: string, database: string): string[] {
+/** The statements of `streamer grants --clickhouse` for `user` and `password`. */
+export function consumerRoleStatements(sql: string, user: string, password: string): string[] {
   return sql
     .replaceAll('streamer_consumer', user)
     .replace("'change-me'", `'${password}'`)
-    .replaceAll('{{database}}', database)
     .split(';')
     .map((s) => s.replace(/--.*$/gm, '').trim())
     .filter(Boolean);
@@ -35,14 +34,14 @@ export function consumerRoleStatements(sql: string, user: string, password: stri
 export async function createRestrictedUser(
   admin: ClickHouseClient,
   clickhouseUrl: string,
-  opts: { user: string; password: string; database: string; roleSql: string },
+  opts: { user: string; password: string; database: string; /** `streamer grants --clickhouse` */ roleSql: string },
 ): Promise<RestrictedUser> {
   const version = ((await (await admin.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' })).json()) as Array<{ v: string }>)[0]!.v;
   const [major, minor] = version.split('.').map(Number) as [number, number];
   let sqlRefused = '';
   if (major > 20 || (major === 20 && minor >= 5)) {
     try {
-      for (const statement of consumerRoleStatements(opts.roleSql, opts.user, opts.password, opts.database)) await admin.command({ query: statement });
+      for (const statement of consumerRoleStatements(opts.roleSql, opts.user, opts.password)) await admin.command({ query: statement });
       return { how: 'sql', drop: async () => void (await admin.command({ query: `DROP USER IF EXISTS ${opts.user}` })) };
     } catch (err) {
       sqlRefused = ` (SQL access management refused: ${(err as Error).message.split('\n')[0]})`;

@@ -1,8 +1,8 @@
 /** Helpers for tests of the consumer: produce test messages, read ClickHouse and the DLQ topic. */
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { Kafka, logLevel, Partitioners, type IHeaders } from 'kafkajs';
-import type { Config } from '../../src/config.js';
-import { createLogger, type Logger } from '../../src/logger.js';
+import type { Config } from '../../src/config/config.js';
+import { createLogger, type Logger } from '../../src/common/logger.js';
 import { suffix } from './isolation.js';
 import { waitFor as pollUntil } from './wait.js';
 

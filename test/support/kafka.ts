@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/config.js';
 import { waitFor } from './wait.js';
 
 export interface TopicMessage {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/config.js';
 import { ROOT } from './cli.js';
 
 /** Runs `fn` with a fresh connection to the test database, closed after. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchBuffer, CommitQueue, nextOffsets, partitionKey, type TopicOffset } from '../../src/batch.js';
+import { BatchBuffer, CommitQueue, nextOffsets, partitionKey, type TopicOffset } from '../../src/sink/batch.js';
 
 const msgs = (partition: number, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ topic: 't', partition, offset: String(from + i) }));
 const tp = (partition: number, offset: string, topic = 't') => [partitionKey({ topic, partition }), { topic, partition, offset }] as const;

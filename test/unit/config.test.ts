@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { loadConfig } from '../../src/config/config.js';
+import { ConfigError } from '../../src/common/errors.js';
 
 describe('config', () => {
   it('defaults point at the local stack', () => {

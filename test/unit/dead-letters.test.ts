@@ -2,7 +2,7 @@
 // letter too large even alone recorded truncated, marked, with its original size and hash.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chunkRecords, recordBytes, sendDeadLetters, SEND_BUDGET_BYTES, type DeadLetterInput, type DeadLetterRecord } from '../../src/dead-letters.js';
+import { chunkRecords, recordBytes, sendDeadLetters, SEND_BUDGET_BYTES, type DeadLetterInput, type DeadLetterRecord } from '../../src/sink/dead-letters.js';
 
 const letter = (i: number, valueBytes = 100): DeadLetterInput => ({
   key: Buffer.from(String(i)),

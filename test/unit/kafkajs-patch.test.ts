@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 // As in src/: the patch is imported by the modules that use kafkajs, before kafkajs.
-import { createPublisher } from '../../src/publisher.js';
-import { groupMessagesPerPartition, kafkajsPatch } from '../../src/kafkajs-patch.js';
+import { createPublisher } from '../../src/capture/publisher.js';
+import { groupMessagesPerPartition, kafkajsPatch } from '../../src/kafka/kafkajs-patch.js';
 import { createRequire } from 'node:module';
-import { UNKNOWN_TOPIC_TEXT } from '../../src/kafka.js';
+import { UNKNOWN_TOPIC_TEXT } from '../../src/kafka/kafka.js';
 
 describe('kafkajs patch: linear grouping of a send by partition', () => {
   const partitionMetadata = [{ partitionId: 0 }, { partitionId: 1 }, { partitionId: 2 }];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chunkBySize } from '../../src/publisher.js';
-import { backoffDelay } from '../../src/retry.js';
-import { maskUrl, redactText } from '../../src/redact.js';
+import { chunkBySize } from '../../src/capture/publisher.js';
+import { backoffDelay } from '../../src/common/retry.js';
+import { maskUrl, redactText } from '../../src/common/redact.js';
 
 const msg = (key: string, bytes: number) => ({ key, value: Buffer.alloc(bytes) });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
-import { createPublisher, type ProducerFactory } from '../../src/publisher.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/common/logger.js';
+import { createPublisher, type ProducerFactory } from '../../src/capture/publisher.js';
 
 /** kafkajs's error for a broker that lost the idempotent producer's sequence (as kafkajs builds it). */
 function protocolError(type: string) {
@@ -37,9 +37,9 @@ describe('publisher: a new idempotent producer when Kafka lost track of the old 
     const { made, factory } = fakeKafka([protocolError('OUT_OF_ORDER_SEQUENCE_NUMBER')]);
     const publisher = createPublisher(config, logger, factory);
     await publisher.connect();
-    await expect(publisher.publish([message])).rejects.toThrow(/out of order sequence/);
+    await expect(publisher.publish('t', [message])).rejects.toThrow(/out of order sequence/);
     expect(made).toHaveLength(1); // replaced lazily, at the next publish
-    expect(await publisher.publish([message])).toEqual([]);
+    expect(await publisher.publish('t', [message])).toEqual([]);
     expect(made).toHaveLength(2);
     expect(made[0]).toMatchObject({ disconnected: true, sent: 0 });
     expect(made[1]).toMatchObject({ connected: true, disconnected: false, sent: 1 });
@@ -50,10 +50,10 @@ describe('publisher: a new idempotent producer when Kafka lost track of the old 
     const { made, factory } = fakeKafka([new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'), wrapped]);
     const publisher = createPublisher(config, logger, factory);
     await publisher.connect();
-    await expect(publisher.publish([message])).rejects.toThrow(/ECONNREFUSED/);
-    await expect(publisher.publish([message])).rejects.toThrow(/retries exceeded/);
+    await expect(publisher.publish('t', [message])).rejects.toThrow(/ECONNREFUSED/);
+    await expect(publisher.publish('t', [message])).rejects.toThrow(/retries exceeded/);
     expect(made).toHaveLength(1);
-    await publisher.publish([message]);
+    await publisher.publish('t', [message]);
     expect(made).toHaveLength(2);
     expect(made[1]!.sent).toBe(1);
   });

@@ -2,10 +2,10 @@
 // failure paths, driven step by step (kafkajs tests its runner.js the same way). The same sequences
 // run against the real services in test/integration/consumer-*.test.ts.
 import { describe, expect, it } from 'vitest';
-import type { TopicOffset } from '../../src/batch.js';
-import { StreamerError, UnreachableError } from '../../src/errors.js';
-import { createLogger } from '../../src/logger.js';
-import { ConsumerRunner } from '../../src/runner.js';
+import type { TopicOffset } from '../../src/sink/batch.js';
+import { StreamerError, UnreachableError } from '../../src/common/errors.js';
+import { createLogger } from '../../src/common/logger.js';
+import { ConsumerRunner } from '../../src/sink/runner.js';
 
 interface Msg {
   topic: string;

@@ -2,9 +2,9 @@
 // only up to its first '@'; a password embedded in CLICKHOUSE_URL was not among the known
 // secrets; secrets shorter than 3 characters were never masked in free text.
 import { describe, expect, it } from 'vitest';
-import { configSecrets, loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
-import { maskUrl, redactText } from '../../src/redact.js';
+import { configSecrets, loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/common/logger.js';
+import { maskUrl, redactText } from '../../src/common/redact.js';
 
 describe('secrets never reach a log line or an error message', () => {
   it('masks a URL password that contains @ (the URL parser splits at the last @ before the host)', () => {

@@ -2,7 +2,7 @@
 // notify(): ~483 bytes per wait, a wait every 3 s per blocked partition during an outage (~37 MB
 // an hour at 64 partitions). A wait that ends by its timeout now leaves nothing behind.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Signal } from '../../src/batch.js';
+import { Signal } from '../../src/sink/batch.js';
 
 afterEach(() => {
   vi.useRealTimers();

@@ -1,84 +1,97 @@
 import { describe, expect, it } from 'vitest';
-import { formatStatus, partitionLags, type StatusReport } from '../../src/status.js';
-import { formatVerify } from '../../src/verify-format.js';
-import { compareRange, emptyTally, rangeStart, sumsEqual, toSums, type VerifyReport } from '../../src/verify.js';
+import { formatStatus, partitionLags, type StatusReport, type TableStatus } from '../../src/ops/status.js';
+import { formatVerify } from '../../src/ops/verify-format.js';
+import { compareBucket, displayKey, emptyCounts, sumsEqual, verifyPlan, type KeyRow, type TableReport, type VerifyReport } from '../../src/ops/verify.js';
+import { spec } from './support/specs.js';
 
-const pg = (...ids: Array<number | [number, boolean]>) => ids.map((x) => (Array.isArray(x) ? { id: x[0], sent: x[1] } : { id: x, sent: true }));
-const ch = (...ids: Array<number | [number, number]>) => ids.map((x) => (Array.isArray(x) ? { id: x[0], copies: x[1] } : { id: x, copies: 1 }));
+/** A canonical key as canonicalPair builds it: `<bytes>:<text>` per column, '-' for NULL. */
+const canon = (...parts: Array<string | null>) => parts.map((p) => (p === null ? '-' : `${Buffer.byteLength(p)}:${p}`)).join('');
+const rows = (...pairs: Array<[string, string]>): KeyRow[] => pairs.map(([k, hash]) => ({ key: canon(k), hash }));
+const none = { pending: new Set<string>(), dead: new Set<string>() };
 
-describe('compareRange', () => {
-  it('finds nothing when both sides hold the same ids once', () => {
-    const t = emptyTally();
-    compareRange(pg(1, 2, 5), ch(1, 2, 5), t, 10);
-    expect(t).toEqual(emptyTally());
+describe('compareBucket', () => {
+  it('finds nothing when both sides hold the same keys with the same content', () => {
+    const into = emptyCounts();
+    compareBucket(rows(['1', 'a'], ['2', 'b']), rows(['2', 'b'], ['1', 'a']), none, into, 10);
+    expect(into).toEqual(emptyCounts());
   });
 
-  it('tells missing (sent), not yet sent, duplicated and extra ids apart', () => {
-    const t = emptyTally();
-    compareRange(pg(1, 2, [3, false], 4, 7, [9, false]), ch(1, [2, 3], 5, 6, 7, [8, 2]), t, 10);
-    expect(t).toEqual({
-      missing: 1,
-      missingExamples: [4],
-      deadLettered: 0,
-      deadLetteredExamples: [],
-      notYetSent: 2,
-      notYetSentExamples: [3, 9],
-      duplicated: 2,
-      duplicatedExamples: [2, 8],
-      extra: 3,
-      extraExamples: [5, 6, 8],
-    });
+  it('tells missing, stale (other content) and deleted-but-present keys apart', () => {
+    const into = emptyCounts();
+    compareBucket(rows(['1', 'a'], ['2', 'b'], ['3', 'c']), rows(['1', 'a'], ['2', 'OLD'], ['9', 'z']), none, into, 10);
+    expect([into.missing, into.stale, into.deletedButPresent]).toEqual([1, 1, 1]);
+    expect(into.examples).toMatchObject({ missing: ['3'], stale: ['2'], deletedButPresent: ['9'] });
   });
 
-  it('a sent row ClickHouse lacks because the consumer dead-lettered it is dead-lettered, not missing', () => {
-    const t = emptyTally();
-    compareRange(pg(1, 2, 3, [4, false]), ch(1), t, 10, new Set([2, 4, 99]));
-    expect([t.missing, t.missingExamples, t.deadLettered, t.deadLetteredExamples, t.notYetSent]).toEqual([1, [3], 1, [2], 1]);
+  it('a difference on a key with a change not yet published is "not yet sent"; one the consumer refused is "dead-lettered"', () => {
+    const into = emptyCounts();
+    const facts = { pending: new Set([canon('2'), canon('9')]), dead: new Set([canon('3')]) };
+    compareBucket(rows(['1', 'a'], ['2', 'b'], ['3', 'c']), rows(['1', 'a'], ['2', 'OLD'], ['9', 'z']), facts, into, 10);
+    expect([into.missing, into.stale, into.deletedButPresent, into.notYetSent, into.deadLettered]).toEqual([0, 0, 0, 2, 1]);
+    expect(into.examples.notYetSent.sort()).toEqual(['2', '9']);
+    expect(into.examples.deadLettered).toEqual(['3']);
   });
 
-  it('a pending row that ClickHouse already has (re-sent) is no difference', () => {
-    const t = emptyTally();
-    compareRange(pg([1, false]), ch(1), t, 10);
-    expect(t).toEqual(emptyTally());
-  });
-
-  it('handles one side empty', () => {
-    const a = emptyTally();
-    compareRange(pg(1, 2), [], a, 10);
-    expect([a.missing, a.extra]).toEqual([2, 0]);
-    const b = emptyTally();
-    compareRange([], ch(1, [2, 2]), b, 10);
-    expect([b.missing, b.extra, b.duplicated]).toEqual([0, 2, 1]);
-  });
-
-  it('keeps at most `examples` ids per kind but counts them all, across ranges', () => {
-    const t = emptyTally();
-    compareRange(pg(1, 2, 3), [], t, 2);
-    compareRange(pg(10, 11), [], t, 2);
-    expect(t.missing).toBe(5);
-    expect(t.missingExamples).toEqual([1, 2]);
+  it('keeps at most `examples` keys per kind but counts them all, across buckets', () => {
+    const into = emptyCounts();
+    compareBucket(rows(['1', 'a'], ['2', 'a'], ['3', 'a']), [], none, into, 2);
+    compareBucket(rows(['10', 'a']), [], none, into, 2);
+    expect(into.missing).toBe(4);
+    expect(into.examples.missing).toEqual(['1', '2']);
   });
 });
 
-describe('range aggregates', () => {
-  it('reduces sums modulo 2^64 so that PostgreSQL exact sums equal ClickHouse wrapped ones', () => {
-    const big = (2n ** 64n + 5n).toString();
-    expect(sumsEqual(toSums('2', big, '7'), toSums('2', '5', '7'))).toBe(true);
+describe('displayKey', () => {
+  it('prints a composite key as its values, NULL for NULL, and survives commas and multi-byte text inside values', () => {
+    expect(displayKey(canon('42'))).toBe('42');
+    expect(displayKey(canon('7', '2024-01-01'))).toBe('7, 2024-01-01');
+    expect(displayKey(canon('a:b', null, 'zoë 🚀'))).toBe('a:b, NULL, zoë 🚀');
+    expect(displayKey(canon('3:x'))).toBe('3:x');
   });
+});
 
-  it('differs on count, Σ id or Σ id², and when one side has no rows', () => {
-    const a = toSums('2', '5', '13'); // {2, 3}
-    expect(sumsEqual(a, toSums('2', '5', '17'))).toBe(false); // {1, 4}: same count and sum
-    expect(sumsEqual(a, toSums('3', '5', '13'))).toBe(false);
-    expect(sumsEqual(a, undefined)).toBe(false);
+describe('bucket sums', () => {
+  it('equal only when count and sum both agree; a bucket one side lacks differs', () => {
+    expect(sumsEqual({ count: 2n, sum: 5n }, { count: 2n, sum: 5n })).toBe(true);
+    expect(sumsEqual({ count: 2n, sum: 5n }, { count: 2n, sum: 6n })).toBe(false);
+    expect(sumsEqual({ count: 2n, sum: 5n }, { count: 3n, sum: 5n })).toBe(false);
+    expect(sumsEqual({ count: 2n, sum: 5n }, undefined)).toBe(false);
     expect(sumsEqual(undefined, undefined)).toBe(true);
   });
+});
 
-  it('aligns an id to the start of its range', () => {
-    expect(rangeStart(0, 100)).toBe(0);
-    expect(rangeStart(99, 100)).toBe(0);
-    expect(rangeStart(100, 100)).toBe(100);
-    expect(rangeStart(123_456_789, 100_000)).toBe(123_400_000);
+describe('verifyPlan', () => {
+  const userLogin = spec('public', 'user_login', [
+    ['id', 'int4', { notNull: true }],
+    ['username', 'text'],
+    ['event_time', 'timestamp'],
+  ]);
+  const chTypes = new Map([
+    ['id', 'Int32'],
+    ['username', 'Nullable(String)'],
+    ['event_time', "Nullable(DateTime('UTC'))"],
+  ]);
+
+  it('buckets a one-column integer key by ranges, hashes every column on both sides', () => {
+    const p = verifyPlan(userLogin, 'db', chTypes);
+    expect(p.integerKey).toBe('id');
+    expect(p.chTable).toBe('`db`.`user_login`');
+    for (const col of ['"id"', '"username"', '"event_time"']) expect(p.pgHash).toContain(col);
+    for (const col of ['`id`', '`username`', '`event_time`']) expect(p.chHash).toContain(col);
+  });
+
+  it('uses hash buckets for a composite or non-integer key', () => {
+    const s = spec('Sales', 'Order Lines', [
+      ['Order', 'int8', { notNull: true }],
+      ['line', 'text', { notNull: true }],
+    ], { key: ['Order', 'line'] });
+    const p = verifyPlan(s, 'db', new Map([['Order', 'Int64'], ['line', 'String']]));
+    expect(p.integerKey).toBeNull();
+    expect(p.pgKey).toMatch(/^concat\(/);
+  });
+
+  it('refuses, naming the column, when ClickHouse lacks a column', () => {
+    expect(() => verifyPlan(userLogin, 'db', new Map([['id', 'Int32']]))).toThrow('ClickHouse table db.user_login has no column username — run "streamer migrate"');
   });
 });
 
@@ -108,39 +121,52 @@ describe('partitionLags', () => {
 });
 
 describe('formatters', () => {
-  const report: VerifyReport = {
+  const table: TableReport = {
+    table: 'public.user_login',
+    clickhouseTable: 'default.user_login',
     postgresRows: 1_000_000,
-    clickhouseRows: 999_999,
-    pending: 0,
-    failed: 0,
+    clickhouseRows: 999_998,
+    clickhouseStoredRows: 1_200_000,
+    ...emptyCounts(),
+    buckets: 10,
+    bucketsDiffering: 1,
+    ok: false,
+  };
+  table.missing = 12;
+  table.examples.missing = ['1', '2', '3'];
+  table.stale = 1;
+  table.examples.stale = ['7'];
+  const report: VerifyReport = {
+    tables: [table],
+    postgresRows: 1_000_000,
+    clickhouseRows: 999_998,
     missing: 12,
-    deadLettered: 0,
-    deadLetteredExamples: [],
-    notYetSent: 0,
+    stale: 1,
+    deletedButPresent: 0,
     duplicated: 0,
-    extra: 0,
-    missingExamples: [1, 2, 3],
-    notYetSentExamples: [],
+    notYetSent: 0,
+    deadLettered: 0,
+    missingExamples: ['1', '2', '3'],
     duplicatedExamples: [],
-    extraExamples: [],
-    rangeSize: 100_000,
-    rangesChecked: 10,
-    rangesDiffering: 1,
     ok: false,
   };
 
-  it('formatVerify gives the verdict and the example ids', () => {
-    const text = formatVerify(report);
-    expect(text.split('\n')[0]).toBe('FAILED: ClickHouse differs from PostgreSQL.');
-    expect(text).toContain('missing              12 — e.g. 1, 2, 3, …');
-    expect(text).toContain('PostgreSQL rows      1,000,000');
-    expect(formatVerify({ ...report, ok: true, missing: 0, missingExamples: [] }).split('\n')[0]).toMatch(/^OK:/);
+  it('formatVerify gives the verdict, each table and its example keys', () => {
+    const text = formatVerify(report).split('\n');
+    expect(text[0]).toBe('FAILED: ClickHouse differs from PostgreSQL.');
+    expect(text).toContain('  FAILED public.user_login → default.user_login');
+    expect(text).toContain('    PostgreSQL rows       1,000,000');
+    expect(text).toContain('    missing               12 — e.g. 1, 2, 3, …');
+    expect(text).toContain('    stale                 1 — e.g. 7 (other values than PostgreSQL: an older version)');
+    expect(text).toContain('    compared by content hash in 10 ranges of keys; 1 differed and was compared key by key');
+    expect(formatVerify({ ...report, ok: true, tables: [{ ...table, ok: true }] }).split('\n')[0]).toMatch(/^OK:/);
   });
 
-  it('formatStatus prints one aligned line per partition and the missing table', () => {
-    const s: StatusReport = {
-      ok: true,
-      postgres: { pending: 3, failed: 1, total: 1200, error: null },
+  it('formatStatus prints one block per table, the partitions aligned, and a missing ClickHouse table', () => {
+    const t: TableStatus = {
+      table: 'public.user_login',
+      clickhouseTable: 'default.user_login',
+      postgres: { pending: 3, failed: 1, total: 1200, error: null, note: null },
       kafka: {
         topic: 'user_event',
         group: 'streamer-clickhouse',
@@ -152,16 +178,18 @@ describe('formatters', () => {
         totalLag: 12348,
         error: null,
       },
-      clickhouse: { database: 'default', rows: 0, deadLetters: 0, tableExists: false, note: 'table default.user_login does not exist — run "streamer migrate"', error: null },
+      clickhouse: { database: 'default', rows: 0, deadLetters: 0, tableExists: false, note: 'run "streamer migrate"', error: null },
     };
+    const s: StatusReport = { ok: true, postgres: t.postgres, kafka: t.kafka, clickhouse: t.clickhouse, tables: [t] };
     expect(formatStatus(s)).toBe(
       [
-        'PostgreSQL  user_login: 1,200 rows, 3 pending, 1 failed',
-        'Kafka       topic user_event, group streamer-clickhouse: lag 12,348',
-        '            partition  committed   high     lag',
-        '                    0          2      5       3',
-        '                    1          -  12345  12,345',
-        'ClickHouse  default.user_login: missing — table default.user_login does not exist — run "streamer migrate"',
+        'public.user_login',
+        '  PostgreSQL  1,200 rows, 3 pending, 1 failed',
+        '  Kafka       topic user_event, group streamer-clickhouse: lag 12,348',
+        '              partition  committed   high     lag',
+        '                      0          2      5       3',
+        '                      1          -  12345  12,345',
+        '  ClickHouse  default.user_login: missing — run "streamer migrate"',
       ].join('\n'),
     );
   });

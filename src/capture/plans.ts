@@ -1,0 +1,264 @@
+/**
+ * Every SQL statement of the PostgreSQL side, as functions of the table spec (pg-boss's plans.js):
+ * the capture objects `streamer migrate` installs on a table, and the producer's queries. Values
+ * always travel as parameters; only identifiers are interpolated, and those are quoted by
+ * identifiers.ts.
+ *
+ * Versions. Every publication of a row carries a version from one sequence
+ * (streamer_version_seq), taken while the row's lock is held, so that a row's versions increase
+ * in the order its changes commit:
+ *  - flag mode: the producer takes it right after its claim locked the row (a MATERIALIZED CTE
+ *    locks each row before the outer query calls nextval for it). Taken before the lock, a slow
+ *    claim could pair a newer content with an older version than a faster producer's;
+ *  - deletes, key changes, TRUNCATE and everything in log mode: the trigger takes it, AFTER the
+ *    statement (or in a row trigger) — by then the statement holds the lock of every row it
+ *    touched, and an INSERT has passed its unique check, which waits for a concurrent DELETE of the
+ *    same key to commit. (A BEFORE INSERT trigger would run before that wait: a re-insert could
+ *    take a smaller version than the delete it waited for.)
+ */
+import { pgIdent, pgLiteral } from '../tables/identifiers.js';
+import { mapColumn, type PgColumn } from '../tables/pg-types.js';
+import { capabilities } from '../tables/server.js';
+import { captureObjects, type TableSpec } from '../tables/spec.js';
+
+/** Begins the producer's batch transaction: its own updates (mark sent) wake nobody. */
+export const PRODUCER_BEGIN = "BEGIN; SET LOCAL streamer.producer = 'on'";
+
+/** The notification channel of every table; the payload is the table's id. */
+export const NOTIFY_CHANNEL = 'streamer';
+
+const col = (c: Pick<PgColumn, 'name'>) => pgIdent(c.name);
+const byName = (spec: TableSpec, name: string) => spec.columns.find((c) => c.name === name) as PgColumn;
+const keyCols = (spec: TableSpec) => spec.keyColumns.map((k) => byName(spec, k));
+
+/** The key as the text used for the Kafka key and streamer_failed_rows: `42`, or `["1", "x"]` for several columns. */
+export function keyTextSql(spec: TableSpec, alias: string): string {
+  const ks = spec.keyColumns.map((k) => `${alias}.${pgIdent(k)}::text`);
+  return ks.length === 1 ? (ks[0] as string) : `json_build_array(${ks.join(', ')})::text`;
+}
+
+/**
+ * SQL true when rows `left` and `right` of the table differ in something replicated. Written
+ * without naming a column — the row's text, then (when some columns are excluded) its jsonb without
+ * them — so that `ALTER TABLE … ALTER COLUMN TYPE / DROP COLUMN / RENAME COLUMN` of the user's table
+ * neither trips over our triggers nor makes them fail at run time. (A trigger's `UPDATE OF` list and
+ * WHEN clause depend on their columns: PostgreSQL refuses to change their type.) `ignored`: the
+ * flag and the excluded columns.
+ */
+function rowsDiffer(left: string, right: string, ignored: readonly string[]): string {
+  const text = `${left}::text IS DISTINCT FROM ${right}::text`;
+  if (ignored.length === 0) return text;
+  const minus = `ARRAY[${ignored.map(pgLiteral).join(', ')}]::text[]`;
+  return `(${text} AND (to_jsonb(${left}) - ${minus}) IS DISTINCT FROM (to_jsonb(${right}) - ${minus}))`;
+}
+
+// ---------------------------------------------------------------------------------- install
+
+/**
+ * The statements that install (or bring up to date) the capture of a table: idempotent, run in
+ * one transaction by `streamer migrate`. The change log holds the key columns as their text (the
+ * Kafka key's text), so that a change of a key column's type does not touch it.
+ *
+ * The trigger functions run as their owner (SECURITY DEFINER, with a search_path of pg_catalog
+ * only and every name qualified): the application's role writes the table, not our change log.
+ * `schema` is where the migrations put streamer's own objects (streamer_version_seq,
+ * streamer_notify: the migrating session's current schema).
+ */
+export function installCapture(spec: TableSpec, schema: string): string[] {
+  const o = captureObjects(spec);
+  const t = spec.qualified;
+  const keys = keyCols(spec);
+  const id = pgLiteral(spec.id);
+  const nextval = `nextval(${pgLiteral(`${pgIdent(schema)}.streamer_version_seq`)})`;
+  const notify = `${pgIdent(schema)}.streamer_notify(${id})`;
+  const definer = `LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS`;
+  // The functions live beside the table.
+  const fn = (what: string) => `${pgIdent(spec.schema)}.${pgIdent(o.fn(what))}`;
+  const keyList = keys.map(col).join(', ');
+  const out: string[] = [
+    `CREATE TABLE IF NOT EXISTS ${o.changes} (
+       version bigint PRIMARY KEY,
+       op "char" NOT NULL,
+       ${keys.map((k) => `${col(k)} text`).join(',\n       ')}
+     )`,
+    `COMMENT ON TABLE ${o.changes} IS ${pgLiteral(`streamer: changes of ${spec.schema}.${spec.table} not published yet (I insert, U update, D delete, T truncate)`)}`,
+    // Wakes the producer on any change: one NOTIFY per table per 10 ms (streamer_notify, 0006).
+    `CREATE OR REPLACE FUNCTION ${fn('notify')}() RETURNS trigger ${definer} $$
+     BEGIN
+       PERFORM ${notify};
+       RETURN NULL;
+     END $$`,
+    `CREATE OR REPLACE FUNCTION ${fn('truncated')}() RETURNS trigger ${definer} $$
+     BEGIN
+       -- What was pending is moot: the marker tells the consumer to delete every older version.
+       DELETE FROM ${o.changes};
+       INSERT INTO ${o.changes} (version, op) VALUES (${nextval}, 'T');
+       PERFORM ${notify};
+       RETURN NULL;
+     END $$`,
+    `DROP TRIGGER IF EXISTS ${pgIdent(o.truncatedTrigger)} ON ${t}`,
+    `CREATE TRIGGER ${pgIdent(o.truncatedTrigger)} AFTER TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${fn('truncated')}()`,
+  ];
+  if (spec.capture.kind === 'flag') {
+    const flag = pgIdent(spec.capture.column);
+    out.push(
+      // Finding work costs O(pending rows), not O(table). `IS NOT TRUE`, so that a NULL flag is sent.
+      `CREATE INDEX IF NOT EXISTS ${pgIdent(o.pendingIndex)} ON ${t} (${keyList}) WHERE ${flag} IS NOT TRUE`,
+      `DROP TRIGGER IF EXISTS ${pgIdent(o.insertedTrigger)} ON ${t}`,
+      `CREATE TRIGGER ${pgIdent(o.insertedTrigger)} AFTER INSERT ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${fn('notify')}()`,
+      // An update that changes a replicated column makes the row pending again (the seed's meaning of
+      // the flag: TRUE = the current version is in Kafka); one that changes the key also leaves a
+      // delete of the old key. Every update but the producer's own "mark sent" runs the function;
+      // the WHEN clause names only the flag.
+      `CREATE OR REPLACE FUNCTION ${fn('changed')}() RETURNS trigger ${definer} $$
+       BEGIN
+         IF ${keys.map((k) => `OLD.${col(k)} IS DISTINCT FROM NEW.${col(k)}`).join(' OR ')} THEN
+           INSERT INTO ${o.changes} (version, op, ${keyList}) VALUES (${nextval}, 'D', ${keys.map((k) => `OLD.${col(k)}::text`).join(', ')});
+         END IF;
+         IF ${rowsDiffer('NEW', 'OLD', [spec.capture.column, ...spec.exclude])} THEN
+           NEW := jsonb_populate_record(NEW, jsonb_build_object(${pgLiteral(spec.capture.column)}, false));
+         END IF;
+         RETURN NEW;
+       END $$`,
+      `DROP TRIGGER IF EXISTS ${pgIdent(o.changedTrigger)} ON ${t}`,
+      `CREATE TRIGGER ${pgIdent(o.changedTrigger)} BEFORE UPDATE ON ${t}
+       FOR EACH ROW WHEN (NOT (OLD.${flag} IS NOT TRUE AND NEW.${flag} IS TRUE)) EXECUTE FUNCTION ${fn('changed')}()`,
+      // Any UPDATE but the producer's own "mark sent" wakes the producer, once per statement: the
+      // rows it made pending above, or an operator's re-send (flag set back to FALSE). (Per row, the
+      // 10 ms notification buckets of a long statement would take one lock each.) The producer
+      // marks its transactions with streamer.producer (PRODUCER_MARK).
+      `CREATE OR REPLACE FUNCTION ${fn('updated')}() RETURNS trigger ${definer} $$
+       BEGIN
+         IF current_setting('streamer.producer', true) IS DISTINCT FROM 'on' THEN
+           PERFORM ${notify};
+         END IF;
+         RETURN NULL;
+       END $$`,
+      `DROP TRIGGER IF EXISTS ${pgIdent(o.resetTrigger)} ON ${t}`,
+      `DROP TRIGGER IF EXISTS ${pgIdent(o.updatedTrigger)} ON ${t}`,
+      `CREATE TRIGGER ${pgIdent(o.updatedTrigger)} AFTER UPDATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${fn('updated')}()`,
+      // Deletes leave no row to flag: their keys go to the change log, with their version.
+      `CREATE OR REPLACE FUNCTION ${fn('deleted')}() RETURNS trigger ${definer} $$
+       BEGIN
+         INSERT INTO ${o.changes} (version, op, ${keyList})
+         SELECT ${nextval}, 'D', ${keys.map((k) => `g.${col(k)}::text`).join(', ')} FROM streamer_gone g;
+         PERFORM ${notify};
+         RETURN NULL;
+       END $$`,
+      `DROP TRIGGER IF EXISTS ${pgIdent(o.deletedTrigger)} ON ${t}`,
+      `CREATE TRIGGER ${pgIdent(o.deletedTrigger)} AFTER DELETE ON ${t} REFERENCING OLD TABLE AS streamer_gone
+       FOR EACH STATEMENT EXECUTE FUNCTION ${fn('deleted')}()`,
+    );
+  } else {
+    const changed = rowsDiffer('n', 'o', spec.exclude);
+    const joinKeys = keys.map((k) => `n.${col(k)} = o.${col(k)}`).join(' AND ');
+    out.push(
+      `CREATE OR REPLACE FUNCTION ${fn('logged')}() RETURNS trigger ${definer} $$
+       BEGIN
+         IF TG_OP = 'INSERT' THEN
+           INSERT INTO ${o.changes} (version, op, ${keyList})
+           SELECT ${nextval}, 'I', ${keys.map((k) => `n.${col(k)}::text`).join(', ')} FROM streamer_new n;
+         ELSIF TG_OP = 'DELETE' THEN
+           INSERT INTO ${o.changes} (version, op, ${keyList})
+           SELECT ${nextval}, 'D', ${keys.map((k) => `o.${col(k)}::text`).join(', ')} FROM streamer_old o;
+         ELSE
+           -- Rows whose replicated values changed, under their (new) key; and the old key of
+           -- rows whose key changed, which now stand for a delete.
+           INSERT INTO ${o.changes} (version, op, ${keyList})
+           SELECT ${nextval}, 'U', ${keys.map((k) => `n.${col(k)}::text`).join(', ')}
+             FROM streamer_new n LEFT JOIN streamer_old o ON ${joinKeys}
+            WHERE o.${col(keys[0] as PgColumn)} IS NULL OR ${changed};
+           INSERT INTO ${o.changes} (version, op, ${keyList})
+           SELECT ${nextval}, 'D', ${keys.map((k) => `o.${col(k)}::text`).join(', ')}
+             FROM streamer_old o WHERE NOT EXISTS (SELECT 1 FROM streamer_new n WHERE ${joinKeys});
+         END IF;
+         PERFORM ${notify};
+         RETURN NULL;
+       END $$`,
+      ...(['INSERT', 'UPDATE', 'DELETE'] as const).flatMap((op) => {
+        const name = pgIdent(`${o.logTrigger}_${op.toLowerCase()}`);
+        const ref = op === 'INSERT' ? 'NEW TABLE AS streamer_new' : op === 'DELETE' ? 'OLD TABLE AS streamer_old' : 'OLD TABLE AS streamer_old NEW TABLE AS streamer_new';
+        return [`DROP TRIGGER IF EXISTS ${name} ON ${t}`, `CREATE TRIGGER ${name} AFTER ${op} ON ${t} REFERENCING ${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn('logged')}()`];
+      }),
+    );
+  }
+  return out;
+}
+
+/** Objects of f141f4e's user_login capture that the spec-driven install replaces. */
+export const LEGACY_OBJECTS = [
+  'DROP FUNCTION IF EXISTS streamer_notify_user_login_inserted() CASCADE',
+  'DROP FUNCTION IF EXISTS streamer_notify_user_login() CASCADE',
+];
+
+// ------------------------------------------------------------------------- the producer
+
+/** The SQL of one table, prepared once per producer. */
+export interface ProducerPlans {
+  /** $1 limit, $2 table name (for streamer_failed_rows). Columns c0…cN (text / JSON), key, _version. */
+  claimRows: string | null;
+  /** $1… one text[] per key column: the rows to mark sent. */
+  markSent: string | null;
+  /** $1 limit, $2 table name. Columns version, op, k0…kN (text), key. */
+  claimChanges: string;
+  /** $1 bigint[]: the change-log rows published. */
+  deleteChanges: string;
+  /** Log mode: $1… one text[] per key column. Columns k0…kN (text) and c0…cN of the rows that exist. */
+  readRows: string;
+  /** Rows pending ($1 table name): flagged rows not failed + change-log rows not failed. */
+  countPending: string;
+}
+
+const failedFilter = (spec: TableSpec, alias: string) =>
+  `NOT EXISTS (SELECT 1 FROM streamer_failed_rows f WHERE f.table_name = $2 AND f.key = ${keyTextSql(spec, alias)})`;
+
+/** `(k1, k2) IN (SELECT … FROM unnest($1::text[], $2::text[]))`, the text cast back to each key's type. */
+function keyIn(spec: TableSpec, alias: string, firstParam = 1): string {
+  const keys = keyCols(spec);
+  const params = keys.map((_, i) => `$${firstParam + i}::text[]`).join(', ');
+  const casts = keys.map((k, i) => `u.k${i}::${k.type}`).join(', ');
+  return `(${keys.map((k) => `${alias}.${col(k)}`).join(', ')}) IN (SELECT ${casts} FROM unnest(${params}) AS u(${keys.map((_, i) => `k${i}`).join(', ')}))`;
+}
+
+export function producerPlans(spec: TableSpec): ProducerPlans {
+  const o = captureObjects(spec);
+  const caps = capabilities({ major: 99, minor: 0 }); // the select does not depend on the server
+  const selects = spec.columns.map((c, i) => {
+    const m = mapColumn(c, caps);
+    if (!m.ok) throw new Error(`bug: ${c.name} was not refused by buildSpec`);
+    return `${m.mapping.select(`t.${col(c)}`)} AS c${i}`;
+  });
+  const orderKeys = spec.keyColumns.map((k) => `t.${pgIdent(k)}`).join(', ');
+  const keySelects = keyCols(spec).map((k, i) => `c.${col(k)}::text AS k${i}`);
+  let claimRows: string | null = null;
+  let markSent: string | null = null;
+  if (spec.capture.kind === 'flag') {
+    const flag = pgIdent(spec.capture.column);
+    claimRows = `
+WITH c AS MATERIALIZED (
+  SELECT ${selects.join(', ')}, ${keyTextSql(spec, 't')} AS key, ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}
+    FROM ${spec.qualified} t
+   WHERE t.${flag} IS NOT TRUE AND ${failedFilter(spec, 't')}
+   ORDER BY ${orderKeys}
+   LIMIT $1
+     FOR UPDATE OF t SKIP LOCKED)
+SELECT c.*, nextval('streamer_version_seq')::text AS _version FROM c`;
+    markSent = `UPDATE ${spec.qualified} t SET ${flag} = TRUE WHERE ${keyIn(spec, 't')}`;
+  }
+  const claimChanges = `
+SELECT c.version::text AS version, c.op, ${keySelects.join(', ')}, CASE WHEN c.op = 'T' THEN NULL ELSE ${keyTextSql(spec, 'c')} END AS key
+  FROM ${o.changes} c
+ WHERE c.op = 'T' OR ${failedFilter(spec, 'c')}
+ ORDER BY c.version
+ LIMIT $1
+   FOR UPDATE OF c SKIP LOCKED`;
+  const deleteChanges = `DELETE FROM ${o.changes} WHERE version = ANY($1::bigint[])`;
+  const readRows = `
+SELECT ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}, ${selects.join(', ')}
+  FROM ${spec.qualified} t
+ WHERE ${keyIn(spec, 't')}`;
+  const pendingRows =
+    spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
+  const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c.op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
+  return { claimRows, markSent, claimChanges, deleteChanges, readRows, countPending };
+}

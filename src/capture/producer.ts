@@ -1,0 +1,552 @@
+/**
+ * The producer: PostgreSQL changes → Kafka, then marked published — for every configured table.
+ *
+ * A drain pass of a table repeats one transaction per batch until nothing is pending:
+ *   BEGIN;
+ *     claim flagged rows (flag mode), FOR UPDATE SKIP LOCKED, each with a fresh version;
+ *     claim change-log rows (deletes, truncates; every change in log mode), FOR UPDATE SKIP LOCKED;
+ *     for the change-log keys, read the rows as they are now: present → an upsert, gone → a delete,
+ *       with the highest version claimed for the key;
+ *     publish, wait for acks=all (at most PRODUCER_PUBLISH_TIMEOUT_MS);
+ *     mark the rows sent, delete the change-log rows published;
+ *   COMMIT
+ * If Kafka or PostgreSQL fails, the transaction rolls back and everything stays pending. If the
+ * process dies after Kafka's ack but before COMMIT, the changes are published again later: the
+ * topic is at-least-once, and the consumer keeps each (key, version) once.
+ *
+ * Wakes (NOTIFY with the table's id, start-up, the sweep timer, a listener reconnect, a
+ * follow-up) that arrive during a pass coalesce into one more pass; there is never more than one
+ * pass at a time in a process. A pass that published rows is followed by another
+ * PRODUCER_FOLLOW_UP_MS later: at most one transaction per table per 10 ms notifies (0006), and one
+ * that did not may have committed just after this pass looked.
+ *
+ * Every sweep also checks each table's shape against the catalog: a table whose columns changed
+ * since `streamer migrate` installed its capture is paused (its changes wait in PostgreSQL) with
+ * one clear message, and resumes by itself once migrate has run for the new shape.
+ */
+import type pg from 'pg';
+import { encodeTruncate, encodeValue, type EncodedMessage } from '../tables/codec.js';
+import type { Config } from '../config/config.js';
+import { describeError, isRetriable, StreamerError, UnreachableError } from '../common/errors.js';
+import { kafkaFailure } from '../kafka/kafka.js';
+import type { Logger } from '../common/logger.js';
+import { metrics, registerGauge } from '../ops/metrics.js';
+import { backoffDelay, sleep } from '../common/retry.js';
+import { buildSpec, readCatalog } from '../tables/introspect.js';
+import { mapColumn } from '../tables/pg-types.js';
+import { capabilities } from '../tables/server.js';
+import type { TableConfig, TableSpec } from '../tables/spec.js';
+import { tableKey } from '../config/tables.js';
+import { assertPgReachable, createPool, isPgConnectionError, pgFailure } from './db.js';
+import { startListener, type Listener } from './listener.js';
+import { shapeOf } from './pg-migrate.js';
+import { PRODUCER_BEGIN, producerPlans, type ProducerPlans } from './plans.js';
+import { createPublisher, type Publisher } from './publisher.js';
+
+export interface BatchResult {
+  claimed: number;
+  published: number;
+  failed: number;
+}
+
+export interface ProducerStats {
+  published: number;
+  failed: number;
+  passes: number;
+}
+
+/** One table as the producer works on it: its spec, its SQL, and how to encode its rows. */
+export interface TableSource {
+  spec: TableSpec;
+  /** `schema.table`: the name in streamer_failed_rows and streamer_tables. */
+  name: string;
+  plans: ProducerPlans;
+  names: string[];
+  encoders: Array<(v: unknown) => string>;
+}
+
+export function tableSource(spec: TableSpec): TableSource {
+  const caps = capabilities({ major: 99, minor: 0 }); // encoding does not depend on the server
+  return {
+    spec,
+    name: tableKey(spec),
+    plans: producerPlans(spec),
+    names: spec.columns.map((c) => c.name),
+    encoders: spec.columns.map((c) => {
+      const m = mapColumn(c, caps);
+      if (!m.ok) throw new Error(`bug: ${c.name} was not refused by buildSpec`);
+      return m.mapping.encode;
+    }),
+  };
+}
+
+const RECORDED_SHAPE = 'SELECT capture, columns FROM streamer_tables WHERE table_name = $1';
+
+/**
+ * The sources of the configured tables, from the catalog; each must have its capture installed by
+ * `streamer migrate` for the shape it has now, or this says what to run.
+ */
+export async function loadSources(db: Pick<pg.Pool, 'query'>, config: Config): Promise<TableSource[]> {
+  const out: TableSource[] = [];
+  for (const t of config.tables) {
+    const spec = await currentSpec(db, t);
+    await assertInstalled(db, spec);
+    out.push(tableSource(spec));
+  }
+  return out;
+}
+
+async function currentSpec(db: Pick<pg.Pool, 'query'>, t: TableConfig): Promise<TableSpec> {
+  return buildSpec(t, await readCatalog(db, t.schema, t.table));
+}
+
+async function recordedShape(db: Pick<pg.Pool, 'query'>, name: string): Promise<{ capture: string; columns: string } | null> {
+  try {
+    return (await db.query<{ capture: string; columns: string }>(RECORDED_SHAPE, [name])).rows[0] ?? null;
+  } catch (err) {
+    if ((err as { code?: string }).code === '42P01') return null; // streamer_tables: not migrated
+    throw err;
+  }
+}
+
+async function assertInstalled(db: Pick<pg.Pool, 'query'>, spec: TableSpec): Promise<void> {
+  const name = tableKey(spec);
+  const rec = await recordedShape(db, name);
+  if (!rec) throw new StreamerError(`the capture of ${name} is not installed — run "streamer migrate"`);
+  const shape = shapeOf(spec);
+  if (rec.capture !== shape.capture || rec.columns !== shape.columns) {
+    throw new StreamerError(`${name} changed since "streamer migrate" installed its capture (${describeShapeChange(rec.columns, shape.columns)}) — run "streamer migrate"`);
+  }
+}
+
+/** "column c added; column d dropped" between two recorded shapes. */
+export function describeShapeChange(before: string, after: string): string {
+  const b = new Map(JSON.parse(before) as Array<[string, string]>);
+  const a = new Map(JSON.parse(after) as Array<[string, string]>);
+  const parts: string[] = [];
+  for (const [n, t] of a) if (!b.has(n)) parts.push(`column ${n} ${t} added`);
+  for (const [n, t] of b) {
+    if (!a.has(n)) parts.push(`column ${n} dropped or renamed`);
+    else if (a.get(n) !== t) parts.push(`column ${n} changed from ${t} to ${a.get(n)}`);
+  }
+  return parts.length > 0 ? parts.join('; ') : 'its capture mode changed';
+}
+
+const RECORD_FAILED = `
+INSERT INTO streamer_failed_rows (table_name, key, error)
+SELECT $1, * FROM unnest($2::text[], $3::text[])
+ON CONFLICT (table_name, key) DO UPDATE
+   SET error = EXCLUDED.error, failed_at = now(), attempts = streamer_failed_rows.attempts + 1`;
+
+/**
+ * `work`, or a retriable error once `ms` have passed without it settling (its result is then
+ * ignored); `onTimeout` runs first.
+ */
+async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => StreamerError): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  work.catch(() => {}); // settles after the deadline: already reported
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Pending {
+  message: EncodedMessage;
+  /** The key's text (failed-rows record); null for a truncate marker. */
+  key: string | null;
+  /** Flag mode: the key columns' text of a claimed row, to mark it sent. */
+  rowKeys?: string[];
+  /** The change-log versions this message settles. */
+  versions: string[];
+}
+
+/**
+ * One batch of one table: claim, publish, mark (and record refused rows), in one transaction.
+ * Every failure comes out as a StreamerError that says which service failed and whether retrying
+ * can help.
+ */
+export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Config, log: Logger, source: TableSource, batchSize = config.producerBatchSize): Promise<BatchResult> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw pgFailure(config, err);
+  }
+  // pg-pool stops listening for a client's errors while it is checked out, and while the batch is
+  // published no query is in flight to receive one: a PostgreSQL restart then (FATAL 57P01) was an
+  // unhandled 'error' event that killed the process. Kept here, the error fails the next query
+  // instead, and the batch rolls back like any other PostgreSQL failure.
+  let connectionLost: Error | undefined;
+  const onError = (err: Error) => {
+    connectionLost ??= err;
+  };
+  client.on('error', onError);
+  let released = false;
+  const { spec, plans, name } = source;
+  try {
+    await client.query(PRODUCER_BEGIN);
+    const pending: Pending[] = [];
+    let claimed = 0;
+    if (plans.claimRows) {
+      const { rows } = await client.query<Record<string, unknown>>(plans.claimRows, [batchSize, name]);
+      claimed += rows.length;
+      for (const row of rows) pending.push(upsert(source, row, String(row._version), [], rowKeysOf(spec, row)));
+    }
+    const changes = (await client.query<Record<string, string | null>>(plans.claimChanges, [batchSize, name])).rows;
+    claimed += changes.length;
+    const claimedAt = Date.now();
+    pending.push(...(await settleChanges(client, source, changes, publisher)));
+    if (pending.length === 0) {
+      await client.query('COMMIT');
+      return { claimed: 0, published: 0, failed: 0 };
+    }
+    // The claimed rows stay locked while Kafka acknowledges: at most PRODUCER_PUBLISH_TIMEOUT_MS,
+    // then the transaction rolls back and a new Kafka producer is made for the next attempt (a
+    // hung broker held the locks ~5 minutes before issue 9: kafkajs's 9 attempts × 30 s).
+    let rejected;
+    try {
+      rejected = await withDeadline(publisher.publish(spec.topic, pending.map((p) => p.message), claimedAt), config.producerPublishTimeoutMs, () => {
+        publisher.abandon();
+        return new UnreachableError(
+          `Kafka at ${config.kafkaBrokers.join(',')} did not acknowledge ${pending.length} messages within PRODUCER_PUBLISH_TIMEOUT_MS=${config.producerPublishTimeoutMs}: rolled back, the changes stay pending`,
+        );
+      });
+    } catch (err) {
+      throw kafkaFailure(config, err);
+    }
+    const refused = new Map(rejected.map((r) => [r.message, r.error]));
+    const failed = pending.filter((p) => refused.has(p.message) && p.key !== null);
+    const sent = pending.filter((p) => !refused.has(p.message));
+    const rowKeys = sent.filter((p) => p.rowKeys).map((p) => p.rowKeys as string[]);
+    if (rowKeys.length > 0 && plans.markSent) {
+      await client.query(plans.markSent, spec.keyColumns.map((_, i) => rowKeys.map((k) => k[i])));
+    }
+    const versions = sent.flatMap((p) => p.versions);
+    if (versions.length > 0) await client.query(plans.deleteChanges, [versions]);
+    if (failed.length > 0) {
+      const errors = failed.map((f) => `Kafka refused the message (${f.message.value.length} bytes): ${refused.get(f.message)}`);
+      await client.query(RECORD_FAILED, [name, failed.map((f) => f.key), errors]);
+      for (const [i, f] of failed.entries()) log.error({ table: name, key: f.key, error: errors[i] }, 'row recorded as failed (see streamer_failed_rows); the rows after it go on');
+    }
+    await client.query('COMMIT');
+    metrics.rowsPublished.inc(sent.length);
+    metrics.rowsFailed.inc(failed.length);
+    metrics.producerBatchRows.observe(pending.length);
+    return { claimed, published: sent.length, failed: failed.length };
+  } catch (err) {
+    // A dead connection cannot roll back; PostgreSQL rolls back when the session ends.
+    if (!connectionLost && !isPgConnectionError(err)) await client.query('ROLLBACK').catch(() => {});
+    // A broken connection is discarded (our listener stays on it: it may still emit); a healthy
+    // one goes back to the pool without it (each Kafka failure left one behind before: Node's
+    // MaxListenersExceededWarning after 10 failed batches).
+    const broken = connectionLost ?? (isPgConnectionError(err) ? (err as Error) : undefined);
+    if (!broken) client.off('error', onError);
+    client.release(broken);
+    released = true;
+    throw err instanceof StreamerError ? err : pgFailure(config, err);
+  } finally {
+    if (!released) {
+      if (!connectionLost) client.off('error', onError);
+      client.release(connectionLost);
+    }
+  }
+}
+
+function rowKeysOf(spec: TableSpec, row: Record<string, unknown>): string[] {
+  return spec.keyColumns.map((_, i) => row[`k${i}`] as string);
+}
+
+/** A row read from the table (c0…cN) → its upsert message. */
+function upsert(source: TableSource, row: Record<string, unknown>, version: string, versions: string[], rowKeys?: string[]): Pending {
+  const fragments = source.encoders.map((encode, i) => {
+    const v = row[`c${i}`];
+    return v === null || v === undefined ? 'null' : encode(v);
+  });
+  const key = row.key as string;
+  return { message: { key, value: encodeValue(source.names, fragments, 'upsert', version) }, key, versions, ...(rowKeys ? { rowKeys } : {}) };
+}
+
+/**
+ * Claimed change-log rows → messages: for each key, the row as it is now (an upsert) or its
+ * absence (a delete), with the highest version claimed for that key; a truncate marker to every
+ * partition.
+ */
+async function settleChanges(client: pg.PoolClient, source: TableSource, changes: Record<string, string | null>[], publisher: Publisher): Promise<Pending[]> {
+  const { spec } = source;
+  const out: Pending[] = [];
+  const byKey = new Map<string, { keys: string[]; version: bigint; versions: string[] }>();
+  for (const c of changes) {
+    const version = c.version as string;
+    if (c.op === 'T') {
+      for (const partition of await publisher.partitions(spec.topic)) {
+        // Each copy settles the log row only with the others: all of them carry its version.
+        out.push({ message: { key: null, value: encodeTruncate(version), partition }, key: null, versions: partition === 0 ? [version] : [] });
+      }
+      continue;
+    }
+    const key = c.key as string;
+    const entry = byKey.get(key) ?? { keys: spec.keyColumns.map((_, i) => c[`k${i}`] as string), version: 0n, versions: [] };
+    if (BigInt(version) > entry.version) entry.version = BigInt(version);
+    entry.versions.push(version);
+    byKey.set(key, entry);
+  }
+  if (byKey.size === 0) return out;
+  const entries = [...byKey.entries()];
+  const { rows } = await client.query<Record<string, unknown>>(source.plans.readRows, spec.keyColumns.map((_, i) => entries.map(([, e]) => e.keys[i])));
+  const present = new Map<string, Record<string, unknown>>();
+  for (const r of rows) present.set(JSON.stringify(spec.keyColumns.map((_, i) => r[`k${i}`])), r);
+  for (const [key, e] of entries) {
+    const row = present.get(JSON.stringify(e.keys));
+    if (row) {
+      out.push(upsert(source, { ...row, key }, e.version.toString(), e.versions));
+    } else {
+      const fragments = spec.keyColumns.map((k, i) => {
+        const idx = spec.columns.findIndex((c) => c.name === k);
+        return (source.encoders[idx] as (v: unknown) => string)(e.keys[i]);
+      });
+      out.push({ message: { key, value: encodeValue(spec.keyColumns, fragments, 'delete', e.version.toString()) }, key, versions: e.versions });
+    }
+  }
+  return out;
+}
+
+export async function countPending(pool: Pick<pg.Pool, 'query'>, sources: readonly TableSource[]): Promise<number> {
+  let n = 0;
+  for (const s of sources) n += Number((await pool.query<{ n: string }>(s.plans.countPending, [s.name])).rows[0]?.n ?? 0);
+  return n;
+}
+
+export interface RunningProducer {
+  stop(): Promise<void>;
+  /** Resolves when the producer has stopped; rejects with an error retrying cannot cure. */
+  done: Promise<void>;
+  readonly stats: ProducerStats;
+  readonly ready: boolean;
+}
+
+/**
+ * `streamer producer`: listens, drains every table on its wakes, retries with capped backoff
+ * while a service is down, and stops cleanly (the batch in flight finishes or rolls back).
+ */
+export async function startProducer(config: Config, logger: Logger): Promise<RunningProducer> {
+  const log = logger.child({ component: 'producer' });
+  const pool = createPool(config, logger, 'streamer-producer');
+  const publisher = createPublisher(config, logger);
+  let listener: Listener | undefined;
+  let sources: TableSource[];
+  try {
+    await assertPgReachable(pool, config);
+    sources = await loadSources(pool, config).catch((err: unknown) => {
+      throw err instanceof StreamerError ? err : pgFailure(config, err);
+    });
+    await publisher.connect();
+  } catch (err) {
+    await Promise.all([pool.end().catch(() => {}), publisher.close()]);
+    throw err;
+  }
+
+  const stats: ProducerStats = { published: 0, failed: 0, passes: 0 };
+  const abort = new AbortController();
+  let failure: unknown = null; // an error retrying cannot cure: the producer stops with it
+  const wanted = new Set<number>(); // tables a wake asked for that no pass has served yet
+  const paused = new Map<number, string>(); // tables whose shape changed: why
+  let kick: (() => void) | undefined; // wakes the idle loop
+  let followUp: NodeJS.Timeout | undefined;
+  const byId = new Map(sources.map((s, i) => [s.spec.id, i]));
+
+  const wake = (reason: string, table?: string) => {
+    if (abort.signal.aborted) return;
+    log.trace({ reason, table }, 'wake');
+    const i = table === undefined ? undefined : byId.get(table);
+    if (i === undefined) for (let j = 0; j < sources.length; j++) wanted.add(j);
+    else wanted.add(i);
+    kick?.();
+  };
+
+  /** Every sweep: a table whose columns changed since migrate is paused, and resumed after it. */
+  const checkShapes = async () => {
+    for (const [i, s] of sources.entries()) {
+      try {
+        const now = await currentSpec(pool, s.spec);
+        const was = shapeOf(s.spec);
+        const is = shapeOf(now);
+        const rec = await recordedShape(pool, s.name);
+        const recorded = rec !== null && rec.capture === is.capture && rec.columns === is.columns;
+        if (is.capture === was.capture && is.columns === was.columns && recorded) {
+          if (paused.delete(i)) log.info({ table: s.name }, 'table resumed');
+          continue;
+        }
+        if (recorded) {
+          sources[i] = tableSource(now);
+          paused.delete(i);
+          log.info({ table: s.name, change: describeShapeChange(was.columns, is.columns) }, 'the table changed and "streamer migrate" has run for its new shape: following it');
+          wanted.add(i);
+          continue;
+        }
+        const why = `${s.name} changed since "streamer migrate" installed its capture (${describeShapeChange(rec?.columns ?? was.columns, is.columns)}): its changes wait in PostgreSQL — run "streamer migrate"`;
+        if (paused.get(i) !== why) log.error({ table: s.name }, why);
+        paused.set(i, why);
+      } catch (err) {
+        const why = `${s.name} cannot be read: ${describeError(err)}`;
+        if (paused.get(i) !== why) log.error({ table: s.name }, why);
+        paused.set(i, why);
+      }
+    }
+  };
+
+  // The loop: wait for a wake, drain every wanted table, repeat. On failure, back off (the backoff
+  // is interrupted by stop, not by wakes: a wake during an outage changes nothing).
+  const loop = async () => {
+    let failures = 0;
+    while (!abort.signal.aborted) {
+      if (wanted.size === 0) {
+        await new Promise<void>((resolve) => {
+          const onAbort = () => resolve();
+          kick = () => {
+            abort.signal.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          abort.signal.addEventListener('abort', onAbort, { once: true });
+        });
+        kick = undefined;
+        continue;
+      }
+      const tables = [...wanted].filter((i) => !paused.has(i));
+      wanted.clear();
+      try {
+        const started = Date.now();
+        let published = 0;
+        for (const i of tables) {
+          for (;;) {
+            if (abort.signal.aborted) break;
+            const r = await drainBatch(pool, publisher, config, log, sources[i] as TableSource);
+            published += r.published;
+            stats.published += r.published;
+            stats.failed += r.failed;
+            if (r.claimed < config.producerBatchSize) break;
+          }
+        }
+        stats.passes++;
+        if (published > 0 && !abort.signal.aborted) {
+          // PRODUCER_FOLLOW_UP_MS after the LAST pass that published: under load the next
+          // notification comes first anyway; the follow-up matters at the end of a burst. Not once
+          // stop() has begun (it clears the timer, and a pass finishing later must not re-arm it).
+          clearTimeout(followUp);
+          followUp = setTimeout(() => {
+            followUp = undefined;
+            for (const i of tables) wanted.add(i);
+            wake('follow-up', (sources[tables[0] as number] as TableSource).spec.id);
+          }, config.producerFollowUpMs);
+        }
+        if (failures > 0) log.info({ afterFailures: failures }, 'producer recovered');
+        failures = 0;
+        if (published > 0) log.debug({ published, ms: Date.now() - started }, 'drained');
+      } catch (err) {
+        if (!isRetriable(err)) {
+          log.error({ err: describeError(err) }, 'publishing failed, and retrying cannot help: the producer stops (the changes stay pending)');
+          failure = err;
+          return;
+        }
+        failures++;
+        for (const i of tables) wanted.add(i); // still pending: try again after the backoff
+        const delayMs = backoffDelay(failures, config.retryMaxDelayMs);
+        log.warn({ err: describeError(err), attempt: failures, nextRetryMs: delayMs }, `publishing failed, changes stay pending; retrying in ${delayMs} ms`);
+        await sleep(delayMs, abort.signal);
+      }
+    }
+  };
+
+  try {
+    listener = await startListener(config, logger, (reason, table) => wake(reason, table));
+  } catch (err) {
+    await Promise.all([pool.end().catch(() => {}), publisher.close()]);
+    throw err;
+  }
+  const timer = setInterval(() => {
+    void checkShapes().then(() => wake('sweep-timer'));
+  }, config.sweepIntervalMs);
+  registerGauge('streamer_pending_rows', 'Changes not yet in Kafka, all tables (read at scrape time)', () => countPending(pool, sources));
+  registerGauge('streamer_failed_rows', 'Rows recorded in streamer_failed_rows (read at scrape time)', async () =>
+    Number((await pool.query<{ n: string }>('SELECT count(*)::bigint AS n FROM streamer_failed_rows')).rows[0]?.n ?? 0),
+  );
+  wake('start-up');
+  const running = loop();
+  log.info({ tables: sources.map((s) => ({ table: s.name, topic: s.spec.topic, capture: s.spec.capture.kind })), batchSize: config.producerBatchSize, sweepIntervalMs: config.sweepIntervalMs }, 'producer started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      clearInterval(timer);
+      clearTimeout(followUp);
+      abort.abort();
+      await running; // the batch in flight commits or rolls back
+      await listener?.close();
+      await publisher.close();
+      await pool.end().catch(() => {});
+      log.info({ published: stats.published, failed: stats.failed }, 'producer stopped');
+    })());
+
+  // The loop ends when stop() is called — or on an error retrying cannot cure, which closes
+  // everything and rejects `done` with it.
+  const done = running.then(async () => {
+    await stop();
+    if (failure !== null) throw failure;
+  });
+  done.catch(() => {}); // observed by the caller; this only keeps Node from calling it unhandled meanwhile
+  return {
+    stop,
+    done,
+    stats,
+    get ready() {
+      return listener?.connected ?? false;
+    },
+  };
+}
+
+export interface SweepResult {
+  published: number;
+  failed: number;
+  ms: number;
+}
+
+/**
+ * `streamer producer --sweep`: drains everything pending once, every table, and returns. Fails
+ * (throws) on the first error instead of retrying: the operator is watching.
+ */
+export async function sweepOnce(config: Config, logger: Logger, onProgress?: (done: number, total: number) => void): Promise<SweepResult> {
+  const log = logger.child({ component: 'sweep' });
+  const pool = createPool(config, logger, 'streamer-sweep');
+  const publisher = createPublisher(config, logger);
+  const started = Date.now();
+  let published = 0;
+  let failed = 0;
+  try {
+    await assertPgReachable(pool, config);
+    const sources = await loadSources(pool, config).catch((err: unknown) => {
+      throw err instanceof StreamerError ? err : pgFailure(config, err);
+    });
+    await publisher.connect();
+    const total = await countPending(pool, sources);
+    onProgress?.(0, total);
+    for (const source of sources) {
+      for (;;) {
+        const r = await drainBatch(pool, publisher, config, log, source);
+        published += r.published;
+        failed += r.failed;
+        onProgress?.(published + failed, Math.max(total, published + failed));
+        // Unlike the long-running loop, stop only when a claim finds nothing: rows locked by a
+        // concurrent producer are skipped here and published by that producer.
+        if (r.claimed === 0) break;
+      }
+    }
+  } finally {
+    await publisher.close();
+    await pool.end().catch(() => {});
+  }
+  return { published, failed, ms: Date.now() - started };
+}

@@ -1,0 +1,158 @@
+/**
+ * The producer side of Kafka behind a narrow interface: publish a batch of encoded messages and
+ * resolve once every one is acknowledged by all in-sync replicas.
+ */
+import type { Producer } from 'kafkajs';
+import type { EncodedMessage } from '../tables/codec.js';
+import type { Config } from '../config/config.js';
+import { UnreachableError } from '../common/errors.js';
+import { createKafka, isProducerStateLost, isRecordRejected, kafkaUnreachableMessage } from '../kafka/kafka.js';
+import type { Logger } from '../common/logger.js';
+
+export interface Publisher {
+  connect(): Promise<void>;
+  /**
+   * Publishes every message or throws. Messages the broker refuses for good (too large, invalid)
+   * do not fail the others: they are returned with the broker's reason.
+   */
+  publish(topic: string, messages: readonly EncodedMessage[], timestampMs?: number): Promise<Array<{ message: EncodedMessage; error: string }>>;
+  /** The topic's partitions (created with the broker's defaults when missing): a truncate marker goes to each. */
+  partitions(topic: string): Promise<number[]>;
+  /**
+   * The publish in progress was given up (its deadline passed): the next publish uses a new Kafka
+   * producer, so that the old one's retries of the abandoned send cannot interleave with it.
+   */
+  abandon(): void;
+  close(): Promise<void>;
+}
+
+// One produce request per send; kafkajs does not split by size, and a broker refuses a record
+// batch above message.max.bytes (1 MiB by default), so sends are cut at this many bytes of
+// values. A single message above it is sent alone and the broker decides.
+const SEND_BUDGET_BYTES = 512 * 1024;
+
+/** The kafkajs producer the publisher uses; a seam for the unit test of the reset below. */
+export type ProducerFactory = () => Pick<Producer, 'connect' | 'send' | 'disconnect'>;
+
+export function createPublisher(config: Config, logger: Logger, makeProducer?: ProducerFactory): Publisher {
+  const log = logger.child({ component: 'publisher' });
+  const newProducer = makeProducer ?? kafkajsProducers(config, logger);
+  const kafka = createKafka(config, logger, '-producer-admin');
+  let producer = newProducer();
+  // kafkajs's idempotent producer never recovers from the broker losing track of its sequence
+  // numbers (OUT_OF_ORDER_SEQUENCE_NUMBER and kin): every later send fails the same way. Seen in
+  // the fault suite when Kafka stopped with a produce request in flight. The cure is a new
+  // producer (a new producer id, sequences from 0), made before the next publish.
+  let replace = false;
+
+  const connectProducer = async () => {
+    try {
+      await producer.connect();
+    } catch (err) {
+      throw new UnreachableError(kafkaUnreachableMessage(config, err), err);
+    }
+  };
+
+  // The message timestamp is when the producer claimed the row (defaults to the send time): the
+  // consumer measures claim → ClickHouse latency from it.
+  const send = async (topic: string, messages: readonly EncodedMessage[], timestamp: string | undefined) => {
+    try {
+      await producer.send({
+        topic,
+        acks: -1,
+        timeout: 30_000,
+        messages: messages.map((m) => (m.partition === undefined ? { key: m.key, value: m.value, timestamp } : { key: m.key, value: m.value, timestamp, partition: m.partition })),
+      });
+    } catch (err) {
+      if (isProducerStateLost(err)) replace = true;
+      throw err;
+    }
+  };
+
+  return {
+    connect: connectProducer,
+    abandon() {
+      replace = true;
+    },
+    async partitions(topic) {
+      const admin = kafka.admin({ retry: { retries: 2 } });
+      try {
+        await admin.connect();
+        await admin.createTopics({ topics: [{ topic }], waitForLeaders: true }).catch(() => false);
+        const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+        return (meta.topics[0]?.partitions ?? []).map((p) => p.partitionId).sort((a, b) => a - b);
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+    },
+    async publish(topic, messages, timestampMs) {
+      if (replace) {
+        log.warn('starting a new idempotent Kafka producer (the broker lost track of the old one\'s sequence numbers, or a publish was given up)');
+        const old = producer;
+        producer = newProducer();
+        await old.disconnect().catch(() => {});
+        await connectProducer(); // throws while Kafka is down: the next publish tries again
+        replace = false;
+      }
+      const timestamp = timestampMs === undefined ? undefined : String(timestampMs);
+      const rejected: Array<{ message: EncodedMessage; error: string }> = [];
+      for (const chunk of chunkBySize(messages, SEND_BUDGET_BYTES)) {
+        try {
+          await send(topic, chunk, timestamp);
+        } catch (err) {
+          if (!isRecordRejected(err)) throw err;
+          // Find the culprit(s): one by one. Messages of this chunk that had already been
+          // written on another partition are written again (the topic is at-least-once; the
+          // consumer drops the duplicate).
+          log.warn({ err, messages: chunk.length }, 'Kafka refused a record: publishing this chunk one message at a time');
+          for (const m of chunk) {
+            try {
+              await send(topic, [m], timestamp);
+            } catch (e) {
+              if (!isRecordRejected(e)) throw e;
+              rejected.push({ message: m, error: `Kafka refused the message (${m.value.length} bytes): ${(e as Error).message}` });
+            }
+          }
+        }
+      }
+      return rejected;
+    },
+    async close() {
+      await producer.disconnect().catch((err: unknown) => log.warn({ err }, 'Kafka producer did not close cleanly'));
+    },
+  };
+}
+
+function kafkajsProducers(config: Config, logger: Logger): ProducerFactory {
+  const kafka = createKafka(config, logger, '-producer');
+  return () =>
+    kafka.producer({
+      // Idempotent: a retried produce request is not written twice. kafkajs's own retries (8, each
+      // up to its 30 s request timeout on a hung broker) are cut short by the producer's deadline
+      // (PRODUCER_PUBLISH_TIMEOUT_MS, 30 s): the PostgreSQL transaction rolls back, the rows stay
+      // pending, and the producer's capped backoff takes over.
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
+      allowAutoTopicCreation: true,
+    });
+}
+
+/** Cuts a list of messages into runs whose values add up to at most `budget` bytes. */
+export function chunkBySize(messages: readonly EncodedMessage[], budget: number): EncodedMessage[][] {
+  const chunks: EncodedMessage[][] = [];
+  let current: EncodedMessage[] = [];
+  let size = 0;
+  for (const m of messages) {
+    const s = m.value.length + (m.key?.length ?? 0);
+    if (current.length > 0 && size + s > budget) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(m);
+    size += s;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

@@ -1,0 +1,329 @@
+/**
+ * The ClickHouse writer of one table: decoded messages in, rows out — each (key, version) at most
+ * once, the newest version of every key kept. Knows nothing of Kafka: every input carries an
+ * opaque `ref` that comes back with the inputs it could not store, so the caller can dead-letter
+ * the original message.
+ *
+ * The table is described by ClickHouse itself (system.columns), not by PostgreSQL: the consumer
+ * needs no access to PostgreSQL, and a table made on 18.16 keeps working after an upgrade (each
+ * value is written for its column's real type, src/tables/ch-types.ts).
+ *
+ * One `write` of a batch:
+ *  1. maps every upsert and delete to a row (a delete: its key, `_deleted` 1, the other columns
+ *     NULL or their type's zero), refusing values the column cannot hold;
+ *  2. keeps, per key, the message of the highest version (older ones could never win);
+ *  3. drops those whose version ClickHouse already has for that key, or a newer one (ONE query);
+ *  4. inserts the rest in ONE JSONEachRow insert (one MergeTree part);
+ *  5. if ClickHouse refuses the data anyway, halves the batch until the culprits are single rows,
+ *     returns those as rejected and stores the rest;
+ *  6. applies truncate markers: every live row of an older version gets a delete of the marker's
+ *     version (the consumer of each partition does so at its own marker; see README).
+ * It throws only when ClickHouse is unavailable (or refuses for good); a retry of the same batch
+ * is safe, because step 3 finds whatever a failed attempt managed to store.
+ *
+ * An insert the client gave up on (CLICKHOUSE_REQUEST_TIMEOUT_MS, a reset connection) may still
+ * run on the server and finish after the retry's step 3 looked (issue 9, finding 3). So every
+ * insert carries a query id made from its batch's Kafka positions (the same on every attempt), and
+ * after an insert ended without an answer the next write first waits until no query with that id
+ * runs (system.processes); should it start again meanwhile, the server refuses the second query
+ * with the same id (code 216, retried). On servers with insert_deduplication_token (22.2+) the id
+ * is also the token, and the server itself drops a late duplicate.
+ */
+import { createHash } from 'node:crypto';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { StreamerError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { chCodec, Refused, type ChCodec, type CodecContext } from '../tables/ch-types.js';
+import type { DecodedMessage } from '../tables/codec.js';
+import { chIdent, chLiteral } from '../tables/identifiers.js';
+import { NULL_FLAG_SUFFIX } from '../tables/pg-types.js';
+import type { Capabilities } from '../tables/server.js';
+import { META_COLUMNS } from '../tables/spec.js';
+import { clickhouseErrorCode, clickhouseErrorText, clickhouseNow, isClickHouseDataError } from './clickhouse.js';
+import { TABLE_COLUMNS } from './ddl.js';
+
+export interface SinkInput<T> {
+  message: DecodedMessage;
+  topic: string;
+  partition: number;
+  offset: string;
+  ref: T;
+}
+
+export interface Rejection<T> {
+  ref: T;
+  reason: string;
+}
+
+export interface WriteResult<T> {
+  /** Rows inserted (upserts and deletes). */
+  inserted: number;
+  /** The refs of the inputs inserted by this write. */
+  stored: T[];
+  /** Inputs not inserted because ClickHouse had that version of the key or a newer one, or the batch did. */
+  duplicates: number;
+  /** Truncate markers applied. */
+  truncates: number;
+  rejected: Rejection<T>[];
+}
+
+interface Column {
+  name: string;
+  codec: ChCodec;
+  /** A nullable array's companion column (`<name>__is_null`), if the table has it. */
+  nullFlag: string | null;
+}
+
+interface Row<T> {
+  key: string; // the key's literals, joined: identifies the key within the batch
+  keyLiterals: string[];
+  version: number;
+  json: string;
+  ref: T;
+  position: string;
+}
+
+/** Query ids of inserts that ended without an answer: they may still run on the server. */
+const RUNNING = (ids: readonly string[]) => `SELECT query_id AS q, toString(elapsed) AS s FROM system.processes WHERE query_id IN (${ids.map(chLiteral).join(',')})`;
+
+/** The query id of a batch's insert: from its Kafka positions, so every attempt has the same. */
+export function insertQueryId(table: string, inputs: readonly { topic: string; partition: number; offset: string }[], part = ''): string {
+  const h = createHash('sha256');
+  h.update(`${table}\u0000`);
+  for (const i of inputs) h.update(`${i.topic}\u0000${i.partition}:${i.offset};`);
+  return `streamer-insert-${h.digest('hex').slice(0, 32)}${part}`;
+}
+
+export class TableSink<T> {
+  /** Inserts that ended without an answer (see the module comment). */
+  private readonly unanswered = new Set<string>();
+  private readonly table: string;
+
+  private constructor(
+    private readonly client: ClickHouseClient,
+    readonly database: string,
+    readonly name: string,
+    private readonly columns: Column[],
+    private readonly keys: Column[],
+    private readonly caps: Capabilities,
+    private readonly log: Logger,
+  ) {
+    this.table = `${chIdent(database)}.${chIdent(name)}`;
+  }
+
+  /** Reads the table from system.columns; a StreamerError naming what is wrong. */
+  static async open<T>(client: ClickHouseClient, database: string, name: string, caps: Capabilities, logger: Logger): Promise<TableSink<T>> {
+    const log = logger.child({ component: 'sink', table: name });
+    const all = await (await client.query({ query: TABLE_COLUMNS(database, name), format: 'JSONEachRow' })).json<{ name: string; type: string; sorting: number; kind: string }>();
+    // Columns ClickHouse computes itself (MATERIALIZED, ALIAS) are not written.
+    const rows = all.filter((r) => r.kind !== 'MATERIALIZED' && r.kind !== 'ALIAS');
+    if (all.length === 0) throw new StreamerError(`ClickHouse table ${database}.${name} does not exist — create it with "streamer migrate"`);
+    const names = new Set(rows.map((r) => r.name));
+    if (!names.has('_version')) {
+      throw new StreamerError(`ClickHouse table ${database}.${name} has no _version column (made before updates and deletes were replicated) — run "streamer migrate", which moves it to the new shape keeping every row`);
+    }
+    const ctx: CodecContext = { dateTimeYears: caps.dateTimeYears, date32Range: caps.dateRange };
+    const columns: Column[] = [];
+    for (const r of rows) {
+      if ((META_COLUMNS as readonly string[]).includes(r.name) || r.name.endsWith(NULL_FLAG_SUFFIX)) continue;
+      const codec = chCodec(r.type, ctx);
+      if (!codec) throw new StreamerError(`ClickHouse column ${database}.${name}.${r.name} has type ${r.type}, which streamer does not write — was the table made by "streamer migrate"?`);
+      columns.push({ name: r.name, codec, nullFlag: names.has(`${r.name}${NULL_FLAG_SUFFIX}`) ? `${r.name}${NULL_FLAG_SUFFIX}` : null });
+    }
+    const keys = rows.filter((r) => Number(r.sorting) === 1).map((r) => columns.find((c) => c.name === r.name) as Column);
+    if (keys.length === 0 || keys.some((k) => !k)) throw new StreamerError(`ClickHouse table ${database}.${name} has no usable sorting key — was it made by "streamer migrate"?`);
+    for (const m of ['_deleted', '_kafka_partition', '_kafka_offset', '_ingested_at']) {
+      if (!names.has(m)) throw new StreamerError(`ClickHouse table ${database}.${name} lacks the column ${m} — run "streamer migrate"`);
+    }
+    const dt = columns.filter((c) => /DateTime\(|DateTime$/.test(c.codec.type) && !/DateTime64/.test(c.codec.type));
+    if (dt.length > 0) log.warn({ columns: dt.map((c) => c.name) }, 'timestamp columns without DateTime64 (ClickHouse before 20.1): sub-second digits are dropped');
+    return new TableSink<T>(client, database, name, columns, keys, caps, log);
+  }
+
+  /** The replicated columns, for checks of the message shape. */
+  columnNames(): string[] {
+    return this.columns.map((c) => c.name);
+  }
+
+  async write(inputs: readonly SinkInput<T>[]): Promise<WriteResult<T>> {
+    const rejected: Rejection<T>[] = [];
+    const truncates = inputs.filter((i) => i.message.op === 'truncate');
+    const ingestedAt = clickhouseNow();
+    // 1. rows; 2. the highest version per key
+    const newest = new Map<string, Row<T>>();
+    let superseded = 0;
+    for (const input of inputs) {
+      if (input.message.op === 'truncate') continue;
+      let row: Row<T>;
+      try {
+        row = this.row(input, ingestedAt);
+      } catch (err) {
+        if (!(err instanceof Refused)) throw err;
+        rejected.push({ ref: input.ref, reason: err.message });
+        continue;
+      }
+      const seen = newest.get(row.key);
+      if (seen && seen.version >= row.version) superseded++;
+      else {
+        if (seen) superseded++;
+        newest.set(row.key, row);
+      }
+    }
+    // 3. what ClickHouse has
+    await this.waitForUnanswered();
+    const stored = await this.storedVersions([...newest.values()]);
+    const fresh = [...newest.values()].filter((r) => r.version > (stored.get(r.key) ?? -1));
+    const duplicates = newest.size - fresh.length + superseded;
+    // 4./5. insert
+    const refusedBefore = new Set(rejected.map((r) => r.ref));
+    await this.insertSplitting(fresh, rejected, insertQueryId(this.name, inputs));
+    const refused = new Set(rejected.map((r) => r.ref).filter((ref) => !refusedBefore.has(ref)));
+    const storedRefs = fresh.filter((f) => !refused.has(f.ref)).map((f) => f.ref);
+    // 6. truncate markers, after the rows: only versions older than the marker are deleted
+    for (const t of truncates) await this.truncateBefore(t.message.version, t.partition, t.offset);
+    if (duplicates > 0) this.log.debug({ duplicates }, 'versions already stored (or superseded in the batch) were skipped');
+    return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
+  }
+
+  /** One JSONEachRow line for an upsert or a delete. Throws Refused. */
+  private row(input: SinkInput<T>, ingestedAt: string): Row<T> {
+    const { op, version, fields } = input.message;
+    for (const f of Object.keys(fields)) {
+      if (!this.columns.some((c) => c.name === f)) {
+        // The producer replicates a column this table lacks: writing without it would store wrong
+        // data. Stop (retrying cannot help) — migrate adds the column.
+        throw new StreamerError(`messages of ${input.topic} carry the column ${JSON.stringify(f)}, which ClickHouse table ${this.database}.${this.name} lacks — run "streamer migrate" (it adds the column), then restart the consumer`);
+      }
+    }
+    const keyValues = this.keys.map((k) => {
+      const v = fields[k.name];
+      if (v === undefined || v === null) throw new Refused(`the message lacks the key column ${k.name}`);
+      return v;
+    });
+    const keyLiterals = this.keys.map((k, i) => {
+      try {
+        return k.codec.literal(keyValues[i]);
+      } catch (err) {
+        if (err instanceof Refused) throw new Refused(`${k.name}: ${err.message}`);
+        throw err;
+      }
+    });
+    let json = '{';
+    for (const c of this.columns) {
+      const v = op === 'delete' && !this.keys.includes(c) ? undefined : fields[c.name];
+      let text: string;
+      if (v === undefined) text = c.codec.nullable ? 'null' : c.codec.zero;
+      else {
+        try {
+          text = v === null && c.nullFlag ? '[]' : c.codec.write(v);
+        } catch (err) {
+          if (err instanceof Refused) throw new Refused(`${c.name}: ${err.message}`);
+          throw err;
+        }
+      }
+      json += `${JSON.stringify(c.name)}:${text},`;
+      if (c.nullFlag) json += `${JSON.stringify(c.nullFlag)}:${v === null || v === undefined ? 1 : 0},`;
+    }
+    json += `"_version":${version},"_deleted":${op === 'delete' ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`;
+    const key = this.keys.map((k, i) => k.codec.canon(keyValues[i])).join('\u0000');
+    return { key, keyLiterals, version, json, ref: input.ref, position: `${input.partition}:${input.offset}` };
+  }
+
+  /** Per key of `rows`, the highest version ClickHouse holds (rows without FINAL: deletes included). */
+  private async storedVersions(rows: Row<T>[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    if (rows.length === 0) return found;
+    const keyExpr = this.keys.length === 1 ? chIdent((this.keys[0] as Column).name) : `(${this.keys.map((k) => chIdent(k.name)).join(', ')})`;
+    // toString: every key type comes back as text, which canon() reads like a message's value.
+    const select = this.keys.map((k, i) => `toString(${chIdent(k.name)}) AS k${i}`).join(', ');
+    // Usually one query; more only when the keys would pass ~200 KB (18.16's max_query_size is 256 KiB).
+    for (const list of chunkByLength(rows.map((r) => (r.keyLiterals.length === 1 ? (r.keyLiterals[0] as string) : `(${r.keyLiterals.join(', ')})`)), 200_000)) {
+      const rs = await this.client.query({
+        query: `SELECT ${select}, toString(max(_version)) AS v FROM ${this.table} WHERE ${keyExpr} IN (${list.join(',')}) GROUP BY ${this.keys.map((k) => chIdent(k.name)).join(', ')}`,
+        format: 'JSONEachRow',
+      });
+      for (const r of await rs.json<Record<string, unknown>>()) {
+        const key = this.keys.map((k, i) => k.codec.canon(r[`k${i}`])).join('\u0000');
+        found.set(key, Number(r.v));
+      }
+    }
+    return found;
+  }
+
+  /** Waits until no insert that ended without an answer still runs on the server. */
+  private async waitForUnanswered(): Promise<void> {
+    if (this.unanswered.size === 0) return;
+    const ids = [...this.unanswered];
+    for (let polls = 0; ; polls++) {
+      const running = await (await this.client.query({ query: RUNNING(ids), format: 'JSONEachRow' })).json<{ q: string; s: string }>();
+      if (running.length === 0) break;
+      if (polls % 50 === 0) {
+        this.log.warn({ queryIds: running.map((r) => r.q), elapsedSeconds: running.map((r) => Number(r.s)) }, 'an insert the client gave up on still runs on ClickHouse: waiting for it before looking at what is stored');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    this.unanswered.clear();
+  }
+
+  private async insertSplitting(rows: Row<T>[], rejected: Rejection<T>[], queryId: string): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      const r = await this.client.exec({
+        query: `INSERT INTO ${this.table} FORMAT JSONEachRow\n${rows.map((row) => row.json).join('\n')}`,
+        query_id: queryId,
+        clickhouse_settings: this.caps.dedupToken ? { insert_deduplication_token: queryId } : {},
+      });
+      r.stream.resume(); // nothing to read; frees the socket
+    } catch (err) {
+      const code = clickhouseErrorCode(err);
+      // No answer (timeout, reset), or "a query with this id is already running" (216): the
+      // server may have, or be running, this insert.
+      if (code === null || code === 216) this.unanswered.add(queryId);
+      if (!isClickHouseDataError(err)) throw err;
+      if (rows.length === 1) {
+        const row = rows[0] as Row<T>;
+        this.log.warn({ position: row.position, err: clickhouseErrorText(err) }, 'ClickHouse refused a row');
+        rejected.push({ ref: row.ref, reason: `ClickHouse refused the row: ${clickhouseErrorText(err)}` });
+        return;
+      }
+      // One bad row fails a whole insert (nothing of it is stored): halve until it is alone.
+      this.log.info({ rows: rows.length, err: clickhouseErrorText(err) }, 'ClickHouse refused a batch: splitting it to find the bad rows');
+      const mid = Math.ceil(rows.length / 2);
+      await this.insertSplitting(rows.slice(0, mid), rejected, `${queryId}-a`);
+      await this.insertSplitting(rows.slice(mid), rejected, `${queryId}-b`);
+    }
+  }
+
+  /**
+   * A TRUNCATE of version `version`: every key whose newest row is older and not deleted gets a
+   * delete of that version. Runs for the marker of every partition (each consumer at its own), so
+   * that rows of a partition read later are covered too; idempotent.
+   */
+  private async truncateBefore(version: number, partition: number, offset: string): Promise<void> {
+    const keys = this.keys.map((k) => chIdent(k.name)).join(', ');
+    await this.client.command({
+      query:
+        `INSERT INTO ${this.table} (${keys}, _version, _deleted, _kafka_partition, _kafka_offset, _ingested_at) ` +
+        `SELECT ${keys}, ${version}, 1, ${partition}, ${offset}, ${chLiteral(clickhouseNow())} FROM ${this.table} FINAL WHERE _version < ${version} AND _deleted = 0`,
+    });
+    this.log.info({ version, partition }, 'the table was truncated in PostgreSQL: every older row is now deleted');
+  }
+}
+
+/** Items joined with commas, cut into runs of at most ~`maxChars`. */
+export function chunkByLength(items: readonly string[], maxChars: number): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let size = 0;
+  for (const it of items) {
+    if (cur.length > 0 && size + it.length + 1 > maxChars) {
+      out.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(it);
+    size += it.length + 1;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}

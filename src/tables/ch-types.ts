@@ -1,0 +1,265 @@
+/**
+ * ClickHouse column types as the sink writes them: for each type (as system.columns prints it),
+ * how a value of the message becomes JSONEachRow text — checked first, so that ClickHouse never
+ * "stores" something it would silently corrupt (18.16 turns an out-of-range DateTime into
+ * 0000-00-00; 26.7 clamps a Date32; every version truncates extra Decimal digits) — and how it is
+ * written as a SQL literal for the existence check.
+ *
+ * The JSONEachRow text is built here, not by JSON.stringify of objects: Decimal values must be
+ * unquoted numbers on 18.16 (a quoted one is refused), and they and Int64 must keep every digit.
+ */
+import { chLiteral } from './identifiers.js';
+import { parseTimestamp, type TimestampParts } from './timestamps.js';
+
+/** A value ClickHouse cannot hold: the row is dead-lettered with this reason. */
+export class Refused extends Error {}
+
+export interface ChCodec {
+  /** The type as system.columns prints it. */
+  readonly type: string;
+  readonly nullable: boolean;
+  /** A message value (JSON.parse'd; never undefined) → JSONEachRow text. Throws Refused. */
+  write(v: unknown): string;
+  /** The type's default (what a NOT NULL column gets in a tombstone row). */
+  readonly zero: string;
+  /** A message value → SQL literal of this type (for `key IN (…)`). Throws Refused. */
+  literal(v: unknown): string;
+  /**
+   * The same value as one canonical text, whether it comes from a message or from ClickHouse's
+   * toString() — which prints some types differently (26.7 prints Decimal 1.50 as 1.5): keys are
+   * matched by this.
+   */
+  canon(v: unknown): string;
+}
+
+export interface CodecContext {
+  /** Years a DateTime/DateTime64 holds without wrapping or clamping (capabilities.dateTimeYears). */
+  dateTimeYears: { min: number; max: number };
+  /** Dates a Date32 holds (capabilities.dateRange on a server with Date32). */
+  date32Range: { min: string; max: string };
+}
+
+const DATE_RANGE = { min: '1970-01-01', max: '2105-12-31' };
+const DATETIME_YEARS = { min: 1970, max: 2105 };
+
+const INT_RANGES: Record<string, [bigint, bigint]> = {
+  Int8: [-(2n ** 7n), 2n ** 7n - 1n],
+  Int16: [-(2n ** 15n), 2n ** 15n - 1n],
+  Int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  Int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  UInt8: [0n, 2n ** 8n - 1n],
+  UInt16: [0n, 2n ** 16n - 1n],
+  UInt32: [0n, 2n ** 32n - 1n],
+  UInt64: [0n, 2n ** 64n - 1n],
+};
+
+const describe = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v) : JSON.stringify(v));
+
+function intCodec(type: string): Omit<ChCodec, 'type' | 'nullable'> {
+  const [min, max] = INT_RANGES[type] as [bigint, bigint];
+  const text = (v: unknown): string => {
+    let s: string;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) s = String(v);
+    else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) s = v;
+    else if (typeof v === 'boolean' && type === 'UInt8') return v ? '1' : '0'; // boolean on 18.16
+    else throw new Refused(`${type} needs an integer, got ${describe(v)}`);
+    const n = BigInt(s);
+    if (n < min || n > max) throw new Refused(`${s} is outside ${type} (${min} to ${max})`);
+    return n.toString();
+  };
+  return { write: text, literal: text, zero: '0', canon: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : BigInt(String(v)).toString()) };
+}
+
+const FLOAT = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const FLOAT_SPECIAL: Record<string, string> = { NaN: 'nan', Infinity: 'inf', '-Infinity': '-inf' };
+
+function floatCodec(type: string): Omit<ChCodec, 'type' | 'nullable'> {
+  const write = (v: unknown): string => {
+    if (typeof v === 'string') {
+      if (FLOAT.test(v)) return v;
+      const special = FLOAT_SPECIAL[v];
+      if (special) return `"${special}"`;
+    } else if (typeof v === 'number' && Number.isFinite(v)) {
+      return JSON.stringify(v);
+    }
+    throw new Refused(`${type} needs a number, got ${describe(v)}`);
+  };
+  return { write, literal: (v) => `to${type}(${chLiteral(String(write(v)).replace(/"/g, ''))})`, zero: '0', canon: (v) => String(Number(v)) };
+}
+
+function decimalCodec(type: string, precision: number, scale: number): Omit<ChCodec, 'type' | 'nullable'> {
+  const write = (v: unknown): string => {
+    const s = typeof v === 'number' && Number.isFinite(v) ? String(v) : v;
+    const m = typeof s === 'string' ? /^(-?)(\d+)(?:\.(\d+))?$/.exec(s) : null;
+    if (!m) throw new Refused(`${type} cannot hold ${describe(v)}`);
+    const intDigits = (m[2] as string).replace(/^0+(?=\d)/, '');
+    const frac = (m[3] ?? '').replace(/0+$/, '');
+    if (frac.length > scale) throw new Refused(`${describe(v)} has more than ${scale} decimal places: ${type} would round it`);
+    if (intDigits !== '0' && intDigits.length > precision - scale) throw new Refused(`${describe(v)} has more than ${precision - scale} digits before the point: too large for ${type}`);
+    return s as string; // unquoted: ClickHouse 18.16 refuses a quoted Decimal
+  };
+  const canon = (v: unknown): string => {
+    const m = /^(-?)0*(\d*?)(?:\.(\d*?)0*)?$/.exec(String(v));
+    if (!m) return String(v);
+    const int = m[2] || '0';
+    const frac = m[3] ?? '';
+    const sign = m[1] && (int !== '0' || frac !== '') ? '-' : '';
+    return `${sign}${int}${frac ? `.${frac}` : ''}`;
+  };
+  return { write, literal: (v) => `toDecimal${precision <= 9 ? 32 : precision <= 18 ? 64 : precision <= 38 ? 128 : 256}(${chLiteral(write(v))}, ${scale})`, zero: '0', canon };
+}
+
+const stringCodec: Omit<ChCodec, 'type' | 'nullable'> = {
+  write: (v) => {
+    if (typeof v !== 'string') throw new Refused(`String needs a string, got ${describe(v)}`);
+    return JSON.stringify(v);
+  },
+  literal: (v) => {
+    if (typeof v !== 'string') throw new Refused(`String needs a string, got ${describe(v)}`);
+    return chLiteral(v);
+  },
+  zero: '""',
+  canon: (v) => String(v),
+};
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const uuidCodec: Omit<ChCodec, 'type' | 'nullable'> = {
+  write: (v) => {
+    if (typeof v !== 'string' || !UUID_RE.test(v)) throw new Refused(`UUID needs a UUID, got ${describe(v)}`);
+    return JSON.stringify(v.toLowerCase());
+  },
+  literal: (v) => {
+    if (typeof v !== 'string' || !UUID_RE.test(v)) throw new Refused(`UUID needs a UUID, got ${describe(v)}`);
+    return `toUUID(${chLiteral(v.toLowerCase())})`;
+  },
+  zero: '"00000000-0000-0000-0000-000000000000"',
+  canon: (v) => String(v).toLowerCase(),
+};
+
+const boolCodec: Omit<ChCodec, 'type' | 'nullable'> = {
+  write: (v) => {
+    if (typeof v !== 'boolean') throw new Refused(`Bool needs true or false, got ${describe(v)}`);
+    return v ? 'true' : 'false';
+  },
+  literal: (v) => (v === true ? 'true' : 'false'),
+  zero: 'false',
+  canon: (v) => (v === true || v === 'true' || v === '1' || v === 1 ? '1' : '0'),
+};
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+function dateCodec(type: string, range: { min: string; max: string }): Omit<ChCodec, 'type' | 'nullable'> {
+  const check = (v: unknown): string => {
+    const m = typeof v === 'string' ? DATE.exec(v) : null;
+    if (!m || !parseTimestamp(`${v as string} 00:00:00`)) throw new Refused(`${type} needs a date 'YYYY-MM-DD', got ${describe(v)}`);
+    if ((v as string) < range.min || (v as string) > range.max) throw new Refused(`${v as string} is outside what ${type} can store (${range.min} to ${range.max})`);
+    return v as string;
+  };
+  return { write: (v) => JSON.stringify(check(v)), literal: (v) => `to${type}(${chLiteral(check(v))})`, zero: `"${range.min}"`, canon: (v) => String(v) };
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+function dateTimeCodec(type: string, scale: number, years: { min: number; max: number }): Omit<ChCodec, 'type' | 'nullable'> {
+  const text = (v: unknown): string => {
+    const p: TimestampParts | null = typeof v === 'string' ? parseTimestamp(v) : null;
+    if (!p) throw new Refused(`${type} needs a timestamp 'YYYY-MM-DD HH:MM:SS[.ffffff]', got ${describe(v)}`);
+    if (p.year < years.min || p.year > years.max) {
+      throw new Refused(`${v as string} is outside what ClickHouse's ${type} can store (${years.min}-01-01 00:00:00 to ${years.max}-12-31 23:59:59)`);
+    }
+    const base = `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
+    // DateTime has whole seconds (18.16 fails the WHOLE insert on a fraction); DateTime64(s) gets
+    // s digits, truncated, never rounded, so that a value never moves to the next second.
+    return scale === 0 ? base : `${base}.${p.micros.padEnd(scale, '0').slice(0, scale)}`;
+  };
+  const literal = (v: unknown) => (scale === 0 ? `toDateTime(${chLiteral(text(v))}, 'UTC')` : `toDateTime64(${chLiteral(text(v))}, ${scale}, 'UTC')`);
+  // Canonical: the text as this type stores it (ClickHouse's toString prints exactly that).
+  const canon = (v: unknown) => {
+    try {
+      return text(v);
+    } catch {
+      return String(v);
+    }
+  };
+  return { write: (v) => JSON.stringify(text(v)), literal, zero: `"${years.min === 1970 ? '1970-01-01 00:00:00' : `${years.min}-01-01 00:00:00`}"`, canon };
+}
+
+function arrayCodec(inner: ChCodec): Omit<ChCodec, 'type' | 'nullable'> {
+  const write = (v: unknown): string => {
+    if (!Array.isArray(v)) throw new Refused(`Array needs an array, got ${describe(v)}`);
+    return `[${v
+      .map((x) => {
+        if (Array.isArray(x) && !inner.type.startsWith('Array(')) throw new Refused('a multi-dimensional array: the ClickHouse column has one dimension');
+        return inner.write(x);
+      })
+      .join(',')}]`;
+  };
+  return {
+    write,
+    literal: () => {
+      throw new Refused('an array cannot be a key');
+    },
+    zero: '[]',
+    canon: (v) => JSON.stringify(v),
+  };
+}
+
+/**
+ * The codec of a ClickHouse type as system.columns prints it; null for a type the sink does not
+ * write (the consumer refuses to start on such a column, naming it).
+ */
+export function chCodec(type: string, ctx: CodecContext = { dateTimeYears: DATETIME_YEARS, date32Range: DATE_RANGE }): ChCodec | null {
+  const t = type.trim();
+  let m = /^Nullable\((.*)\)$/.exec(t);
+  if (m) {
+    const inner = chCodec(m[1] as string, ctx);
+    if (!inner) return null;
+    return {
+      type: t,
+      nullable: true,
+      write: (v) => (v === null ? 'null' : inner.write(v)),
+      literal: (v) => (v === null ? 'NULL' : inner.literal(v)),
+      zero: 'null',
+      canon: (v) => (v === null ? '\\N' : inner.canon(v)),
+    };
+  }
+  m = /^LowCardinality\((.*)\)$/.exec(t);
+  if (m) {
+    const inner = chCodec(m[1] as string, ctx);
+    return inner && { ...inner, type: t };
+  }
+  const of = (c: Omit<ChCodec, 'type' | 'nullable'>): ChCodec => {
+    const strict: ChCodec = {
+      type: t,
+      nullable: false,
+      zero: c.zero,
+      write: (v) => {
+        if (v === null) throw new Refused(`NULL in a column of type ${t}`);
+        return c.write(v);
+      },
+      literal: c.literal,
+      canon: c.canon,
+    };
+    return strict;
+  };
+  if (t in INT_RANGES) return of(intCodec(t));
+  if (t === 'Float32' || t === 'Float64') return of(floatCodec(t));
+  // FixedString is not a type migrate makes; a table made by hand may have it, and ClickHouse itself
+  // refuses a value that is too long (the sink then splits the batch to find the row).
+  if (t === 'String' || /^FixedString\(\d+\)$/.test(t)) return of(stringCodec);
+  if (t === 'UUID') return of(uuidCodec);
+  if (t === 'Bool') return of(boolCodec);
+  if (t === 'Date') return of(dateCodec('Date', DATE_RANGE));
+  if (t === 'Date32') return of(dateCodec('Date32', ctx.date32Range));
+  m = /^Decimal\((\d+),\s*(\d+)\)$/.exec(t);
+  if (m) return of(decimalCodec(t, Number(m[1]), Number(m[2])));
+  m = /^Decimal(32|64|128|256)\((\d+)\)$/.exec(t);
+  if (m) return of(decimalCodec(t, { '32': 9, '64': 18, '128': 38, '256': 76 }[m[1] as '32'], Number(m[2])));
+  if (/^DateTime(\('[^']*'\))?$/.test(t)) return of(dateTimeCodec(t, 0, DATETIME_YEARS));
+  m = /^DateTime64\((\d)(?:,\s*'[^']*')?\)$/.exec(t);
+  if (m) return of(dateTimeCodec(t, Number(m[1]), ctx.dateTimeYears));
+  m = /^Array\((.*)\)$/.exec(t);
+  if (m) {
+    const inner = chCodec(m[1] as string, ctx);
+    return inner && of(arrayCodec(inner));
+  }
+  return null;
+}

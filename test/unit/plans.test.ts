@@ -1,0 +1,92 @@
+// The PostgreSQL SQL generated per table (the capture and the producer's queries) and the grants:
+// names always quoted, no column named where a user's ALTER TABLE would trip over it. Their
+// behaviour is tested against the real PostgreSQL (test/integration/changes.test.ts and others).
+import { describe, expect, it } from 'vitest';
+import { installCapture, keyTextSql, producerPlans } from '../../src/capture/plans.js';
+import { clickhouseGrants, formatGrants, postgresGrants } from '../../src/ops/grants.js';
+import { spec } from './support/specs.js';
+
+const orders = spec('Sales', 'Order Items', [
+  ['Order', 'int8', { notNull: true }],
+  ['line', 'int2', { notNull: true }],
+  ['note', 'text'],
+  ['secret', 'text'],
+], { key: ['Order', 'line'], exclude: ['secret'] });
+const userLogin = spec('public', 'user_login', [
+  ['id', 'int4', { notNull: true }],
+  ['username', 'text'],
+  ['sent_to_kafka', 'bool'],
+], { flagColumn: 'sent_to_kafka' });
+
+describe('capture install', () => {
+  it('quotes every identifier of a mixed-case table and keeps its objects apart', () => {
+    const sql = installCapture(orders, 'public').join(';\n');
+    expect(sql).toContain('CREATE TABLE IF NOT EXISTS "Sales"."streamer_sales_order_items_');
+    expect(sql).toContain('"Order" text');
+    expect(sql).toContain('ON "Sales"."Order Items"');
+    expect(sql).not.toMatch(/ON Sales\.|"Order Items"\."Order"/);
+    // Excluded columns do not make an update a change.
+    expect(sql).toContain(`to_jsonb(n) - ARRAY['secret']::text[]`);
+  });
+
+  it("flag mode names no replicated column in a trigger's UPDATE OF list or WHEN clause (ALTER COLUMN TYPE must keep working)", () => {
+    const triggers = installCapture(userLogin, 'public').filter((s) => s.startsWith('CREATE TRIGGER'));
+    for (const t of triggers) {
+      expect(t).not.toMatch(/UPDATE OF "(id|username)"/);
+      const when = /WHEN \((.*)\) EXECUTE/s.exec(t)?.[1] ?? '';
+      expect(when.replace(/"sent_to_kafka"/g, '')).not.toMatch(/"/);
+    }
+    expect(triggers.some((t) => /BEFORE UPDATE ON "public"\."user_login"\s+FOR EACH ROW WHEN \(NOT \(OLD\."sent_to_kafka" IS NOT TRUE AND NEW\."sent_to_kafka" IS TRUE\)\)/.test(t))).toBe(true);
+  });
+
+  it('functions run as their owner with a fixed search_path', () => {
+    for (const f of installCapture(orders, 'streamer').filter((s) => s.startsWith('CREATE OR REPLACE FUNCTION'))) {
+      expect(f).toContain('SECURITY DEFINER SET search_path = pg_catalog, pg_temp');
+    }
+    expect(installCapture(orders, 'streamer').join('\n')).toContain(`nextval('"streamer".streamer_version_seq')`);
+  });
+});
+
+describe('producer plans', () => {
+  it('key text: the value for one column, a JSON array for several', () => {
+    expect(keyTextSql(userLogin, 't')).toBe('t."id"::text');
+    expect(keyTextSql(orders, 'c')).toBe('json_build_array(c."Order"::text, c."line"::text)::text');
+  });
+
+  it('claims flagged rows under lock before taking their versions; log mode has no row claim', () => {
+    const p = producerPlans(userLogin);
+    expect(p.claimRows).toMatch(/WITH c AS MATERIALIZED \([\s\S]*FOR UPDATE OF t SKIP LOCKED\)\s*SELECT c\.\*, nextval\('streamer_version_seq'\)/);
+    expect(p.markSent).toBe(`UPDATE "public"."user_login" t SET "sent_to_kafka" = TRUE WHERE (t."id") IN (SELECT u.k0::int4 FROM unnest($1::text[]) AS u(k0))`);
+    const q = producerPlans(orders);
+    expect([q.claimRows, q.markSent]).toEqual([null, null]);
+    expect(q.readRows).toContain(`(t."Order", t."line") IN (SELECT u.k0::int8, u.k1::int2 FROM unnest($1::text[], $2::text[]) AS u(k0, k1))`);
+  });
+});
+
+describe('grants', () => {
+  it('the producer: its tables, their change logs, the sequence and its own tables — no more', () => {
+    expect(postgresGrants([userLogin, orders], 'streamer_producer', 'public')).toEqual([
+      `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'streamer_producer') THEN CREATE ROLE "streamer_producer" LOGIN; END IF; END $$`,
+      'GRANT USAGE ON SCHEMA "public" TO "streamer_producer"',
+      'GRANT USAGE ON SCHEMA "Sales" TO "streamer_producer"',
+      'GRANT USAGE ON SEQUENCE "public"."streamer_version_seq" TO "streamer_producer"',
+      'GRANT SELECT, INSERT, UPDATE ON "public"."streamer_failed_rows" TO "streamer_producer"',
+      'GRANT SELECT ON "public"."streamer_tables" TO "streamer_producer"',
+      'GRANT SELECT, UPDATE ("sent_to_kafka") ON "public"."user_login" TO "streamer_producer"',
+      'GRANT SELECT, UPDATE, DELETE ON "public"."streamer_user_login_changes" TO "streamer_producer"',
+      'GRANT SELECT ON "Sales"."Order Items" TO "streamer_producer"',
+      `GRANT SELECT, UPDATE, DELETE ON ${installCapture(orders, 'public')[0]?.match(/"Sales"\."streamer_[a-z0-9_]+_changes"/)?.[0]} TO "streamer_producer"`,
+    ]);
+  });
+
+  it('the consumer: SELECT and INSERT on its tables and the dead letters', () => {
+    expect(clickhouseGrants([userLogin, orders], 'streamer_consumer', 'analytics')).toEqual([
+      "CREATE USER IF NOT EXISTS `streamer_consumer` IDENTIFIED WITH sha256_password BY 'change-me'",
+      'GRANT SELECT, INSERT ON `analytics`.`user_login` TO `streamer_consumer`',
+      'GRANT SELECT, INSERT ON `analytics`.`Order Items` TO `streamer_consumer`',
+      'GRANT SELECT, INSERT ON `analytics`.`streamer_dead_letters` TO `streamer_consumer`',
+    ]);
+    const text = formatGrants(['GRANT a'], ['GRANT b']);
+    expect(text).toMatch(/^-- PostgreSQL: the producer\.[\s\S]*GRANT a;\n\n-- ClickHouse 20\.5 and later[\s\S]*GRANT b;\n$/);
+  });
+});

@@ -1,0 +1,184 @@
+// The type mapping, type by type: what each PostgreSQL type becomes in ClickHouse on 18.16 (the
+// local stack) and on a current server (26.7, chdb), how its values travel in the message, and
+// what the sink refuses rather than let ClickHouse store something else. The real servers are
+// checked with the same values in test/integration/types-roundtrip.test.ts and
+// test/clickhouse-current/.
+import { describe, expect, it } from 'vitest';
+import { chCodec, Refused, type ChCodec } from '../../src/tables/ch-types.js';
+import { mapColumn, normalizeTimestamp, numericPrecision } from '../../src/tables/pg-types.js';
+import { capabilities } from '../../src/tables/server.js';
+import { parseTimestamp } from '../../src/tables/timestamps.js';
+import { column, numericTypmod, type ColumnDef } from './support/specs.js';
+
+const OLD = capabilities({ major: 18, minor: 16 });
+const CURRENT = capabilities({ major: 26, minor: 7 });
+
+const chType = (def: ColumnDef, caps = OLD) => {
+  const m = mapColumn(column(def), caps);
+  if (!m.ok) throw new Error(m.reason);
+  return m.mapping.clickhouse;
+};
+const encode = (def: ColumnDef, value: unknown) => {
+  const m = mapColumn(column(def), CURRENT);
+  if (!m.ok) throw new Error(m.reason);
+  return m.mapping.encode(value);
+};
+const codec = (type: string, caps = OLD): ChCodec => chCodec(type, { dateTimeYears: caps.dateTimeYears, date32Range: caps.dateRange }) as ChCodec;
+const refusal = (f: () => unknown) => {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof Refused) return err.message;
+    throw err;
+  }
+  return null;
+};
+
+describe('PostgreSQL → ClickHouse types', () => {
+  it.each([
+    ['int2', 'Int16', 'Int16'],
+    ['int4', 'Int32', 'Int32'],
+    ['int8', 'Int64', 'Int64'],
+    ['text', 'String', 'String'],
+    ['varchar', 'String', 'String'],
+    ['uuid', 'UUID', 'UUID'],
+    ['bool', 'UInt8', 'Bool'],
+    ['date', 'Date', 'Date32'],
+    ['timestamp', "DateTime('UTC')", "DateTime64(6, 'UTC')"],
+    ['timestamptz', "DateTime('UTC')", "DateTime64(6, 'UTC')"],
+    // 18.16 misreads some doubles: there the exact text is stored.
+    ['float8', 'String', 'Float64'],
+    ['float4', 'String', 'Float32'],
+    ['jsonb', 'String', 'String'],
+    ['interval', 'String', 'String'],
+    ['bytea', 'String', 'String'],
+    ['inet', 'String', 'String'],
+  ])('%s → %s on 18.16, %s on 26.7 (NOT NULL; Nullable otherwise)', (typname, old, current) => {
+    expect(chType([typname, typname, { notNull: true }])).toBe(old);
+    expect(chType([typname, typname, { notNull: true }], CURRENT)).toBe(current);
+    expect(chType([typname, typname])).toBe(`Nullable(${old})`);
+  });
+
+  it('numeric(p,s) → Decimal(p,s) where it fits, its text otherwise (never a guessed precision)', () => {
+    expect(numericPrecision(numericTypmod(12, 2))).toEqual({ precision: 12, scale: 2 });
+    expect(chType(['n', 'numeric', { notNull: true, typmod: numericTypmod(12, 2) }])).toBe('Decimal(12, 2)');
+    expect(chType(['n', 'numeric', { notNull: true, typmod: numericTypmod(50, 10) }])).toBe('String');
+    expect(chType(['n', 'numeric', { notNull: true, typmod: numericTypmod(50, 10) }], CURRENT)).toBe('Decimal(50, 10)');
+    expect(chType(['n', 'numeric', { notNull: true }])).toBe('String'); // unconstrained
+  });
+
+  it('enums → LowCardinality(String) where the server has it; arrays → Array(Nullable(…)) with a NULL flag column', () => {
+    expect(chType(['mood', 'mood', { typtype: 'e' }], CURRENT)).toBe('Nullable(LowCardinality(String))');
+    expect(chType(['mood', 'mood', { typtype: 'e' }])).toBe('Nullable(String)');
+    const tags = mapColumn(column(['tags', '_text', { element: 'text' }]), OLD);
+    expect(tags.ok && [tags.mapping.clickhouse, tags.mapping.nullFlagColumn]).toEqual(['Array(Nullable(String))', 'tags__is_null']);
+    const scores = mapColumn(column(['scores', '_int4', { element: 'int4', notNull: true }]), OLD);
+    expect(scores.ok && [scores.mapping.clickhouse, scores.mapping.nullFlagColumn]).toEqual(['Array(Nullable(Int32))', null]);
+  });
+
+  it('refuses the types it cannot carry exactly, with the type named', () => {
+    for (const t of ['point', 'tsvector', 'money', 'int4range']) {
+      const m = mapColumn(column(['c', t]), CURRENT);
+      expect(m).toEqual({ ok: false, reason: t });
+    }
+    expect(mapColumn(column(['c', '_point', { element: 'point' }]), CURRENT)).toEqual({ ok: false, reason: 'point[] (arrays of point are not supported)' });
+  });
+});
+
+describe('values in the message', () => {
+  it('integers that fit a double stay numbers; int8, numeric and floats travel as strings (every digit kept)', () => {
+    expect(encode(['i', 'int4'], '-2147483648')).toBe('-2147483648');
+    expect(encode(['i', 'int8'], '9223372036854775807')).toBe('"9223372036854775807"');
+    expect(encode(['n', 'numeric'], '12345678901234567890.000000000001')).toBe('"12345678901234567890.000000000001"');
+    expect(encode(['f', 'float8'], '0.1')).toBe('"0.1"');
+    expect(encode(['f', 'float8'], 'NaN')).toBe('"NaN"');
+    expect(encode(['b', 'bool'], 't')).toBe('true');
+    expect(encode(['t', 'text'], 'zoë "x"\n')).toBe('"zoë \\"x\\"\\n"');
+  });
+
+  it('timestamps: six fractional digits always, whatever PostgreSQL printed', () => {
+    expect(normalizeTimestamp('2024-01-02 03:04:05')).toBe('2024-01-02 03:04:05.000000');
+    expect(normalizeTimestamp('2024-01-02 03:04:05.5')).toBe('2024-01-02 03:04:05.500000');
+    expect(normalizeTimestamp('2024-01-02 03:04:05.123456+00')).toBe('2024-01-02 03:04:05.123456');
+    expect(normalizeTimestamp('infinity')).toBe('infinity');
+    expect(encode(['t', 'timestamptz'], '2024-01-02 03:04:05+00')).toBe('"2024-01-02 03:04:05.000000"');
+  });
+
+  it('arrays: every element as its text, NULL elements and nesting kept', () => {
+    expect(encode(['a', '_int4', { element: 'int4' }], ['1', null, '3'])).toBe('[1,null,3]');
+    expect(encode(['a', '_text', { element: 'text' }], [['a', 'b'], ['c', null]])).toBe('[["a","b"],["c",null]]');
+  });
+
+  it('parses only real dates and times', () => {
+    expect(parseTimestamp('2024-02-29 23:59:59.999999')).toMatchObject({ year: 2024, month: 2, day: 29, micros: '999999' });
+    expect(parseTimestamp('2023-02-29 00:00:00')).toBeNull();
+    expect(parseTimestamp('2024-13-01 00:00:00')).toBeNull();
+    expect(parseTimestamp('2024-01-01 24:00:00')).toBeNull();
+    expect(parseTimestamp('0001-01-01T00:00:00.5')).toMatchObject({ year: 1, micros: '500000' });
+  });
+});
+
+describe('the sink writes each ClickHouse type exactly, or refuses the value', () => {
+  it('integers: range-checked with every digit; a boolean into UInt8 (Bool on 18.16)', () => {
+    const i32 = codec('Int32');
+    expect(i32.write(-2147483648)).toBe('-2147483648');
+    expect(refusal(() => i32.write(2147483648))).toBe('2147483648 is outside Int32 (-2147483648 to 2147483647)');
+    expect(refusal(() => i32.write('twelve'))).toBe('Int32 needs an integer, got "twelve"');
+    expect(refusal(() => i32.write(1.5))).toBe('Int32 needs an integer, got 1.5');
+    expect(codec('Int64').write('9223372036854775807')).toBe('9223372036854775807');
+    expect(codec('UInt8').write(true)).toBe('1');
+    expect(i32.literal('42')).toBe('42');
+    expect(i32.canon('007')).toBe('7');
+  });
+
+  it('Decimal: unquoted (18.16 refuses a quoted one), refused rather than rounded or overflowed', () => {
+    const d = codec('Decimal(12, 2)');
+    expect(d.write('1234567890.5')).toBe('1234567890.5');
+    expect(refusal(() => d.write('1.234'))).toBe('"1.234" has more than 2 decimal places: Decimal(12, 2) would round it');
+    expect(refusal(() => d.write('12345678901'))).toBe('"12345678901" has more than 10 digits before the point: too large for Decimal(12, 2)');
+    expect(refusal(() => d.write('NaN'))).toBe('Decimal(12, 2) cannot hold "NaN"');
+    expect(d.write('1.50')).toBe('1.50'); // trailing zeros are not more places
+    expect([d.canon('1.50'), d.canon('-0.0'), d.canon('007.10')]).toEqual(['1.5', '0', '7.1']);
+    expect(codec('Decimal(38, 10)').literal('1.5')).toBe("toDecimal128('1.5', 10)");
+  });
+
+  it('Float64 on 26.7: numbers and the specials ClickHouse reads', () => {
+    const f = codec('Float64', CURRENT);
+    expect([f.write('0.1'), f.write('-1e+300'), f.write('NaN'), f.write('-Infinity')]).toEqual(['0.1', '-1e+300', '"nan"', '"-inf"']);
+    expect(refusal(() => f.write('1,5'))).toBe('Float64 needs a number, got "1,5"');
+  });
+
+  it('DateTime (18.16): whole seconds of 1970–2105, refused outside (18.16 would store 0000-00-00 or wrap)', () => {
+    const t = codec("Nullable(DateTime('UTC'))");
+    expect(t.write('2024-01-02 03:04:05.999999')).toBe('"2024-01-02 03:04:05"');
+    expect(t.write(null)).toBe('null');
+    expect(refusal(() => t.write('1969-12-31 23:59:59.000000'))).toBe(
+      "1969-12-31 23:59:59.000000 is outside what ClickHouse's DateTime('UTC') can store (1970-01-01 00:00:00 to 2105-12-31 23:59:59)",
+    );
+    expect(refusal(() => t.write('2024-02-30 00:00:00'))).toMatch(/needs a timestamp/);
+  });
+
+  it('DateTime64(6) on 26.7: microseconds kept, 1900–2299', () => {
+    const t = codec("DateTime64(6, 'UTC')", CURRENT);
+    expect(t.write('1900-01-01 00:00:00.000001')).toBe('"1900-01-01 00:00:00.000001"');
+    expect(refusal(() => t.write('1899-12-31 23:59:59'))).toMatch(/is outside what ClickHouse's DateTime64\(6, 'UTC'\) can store \(1900-01-01/);
+    expect(t.literal('2024-01-01 00:00:00.5')).toBe("toDateTime64('2024-01-01 00:00:00.500000', 6, 'UTC')");
+  });
+
+  it('Date and Date32: within what the column holds (26.7 clamps silently outside)', () => {
+    expect(refusal(() => codec('Date').write('1969-12-31'))).toBe('1969-12-31 is outside what Date can store (1970-01-01 to 2105-12-31)');
+    expect(codec('Date32', CURRENT).write('1900-01-01')).toBe('"1900-01-01"');
+    expect(refusal(() => codec('Date32', CURRENT).write('2300-01-01'))).toBe('2300-01-01 is outside what Date32 can store (1900-01-01 to 2299-12-31)');
+  });
+
+  it('Bool, UUID, String, arrays; NULL only where the column is Nullable', () => {
+    expect(codec('Bool', CURRENT).write(true)).toBe('true');
+    expect(refusal(() => codec('Bool', CURRENT).write('t'))).toBe('Bool needs true or false, got "t"');
+    expect(codec('UUID').write('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')).toBe('"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"');
+    expect(refusal(() => codec('String').write(null))).toBe('NULL in a column of type String');
+    expect(codec('Array(Nullable(Int32))').write([1, null, 3])).toBe('[1,null,3]');
+    expect(refusal(() => codec('Array(Nullable(Int32))').write([[1]]))).toBe('a multi-dimensional array: the ClickHouse column has one dimension');
+    expect(codec('LowCardinality(String)', CURRENT).write('happy')).toBe('"happy"');
+    expect(chCodec('Map(String, String)')).toBeNull();
+  });
+});
