@@ -24,7 +24,7 @@ import { buildSpec, readCatalog } from '../tables/introspect.js';
 import { captureObjects, type TableConfig, type TableSpec } from '../tables/spec.js';
 import { tableKey } from '../config/tables.js';
 import { isPgConnectionError, pgConnectionConfig, pgUnreachableMessage } from './db.js';
-import { installCapture, LEGACY_OBJECTS } from './plans.js';
+import { installCapture, LEGACY_OBJECTS, NOTIFY_CHANNEL } from './plans.js';
 
 // One advisory lock key for every streamer migrator of a database: a second `migrate` started at
 // the same time waits for the first, then finds everything applied.
@@ -81,7 +81,18 @@ export async function connectForMigrate(config: Config): Promise<pg.Client> {
   return client;
 }
 
-export async function migratePostgres(config: Config, logger: Logger, opts: { backfillChunk?: number; onProgress?: (table: string, queued: number) => void } = {}): Promise<PostgresMigration> {
+export interface PostgresMigrateOptions {
+  backfillChunk?: number;
+  onProgress?: (table: string, queued: number) => void;
+  /**
+   * Runs once the specs are read, before any capture is installed or changed (under the migrate
+   * lock): the ClickHouse side, so that a column exists in ClickHouse before the producer is told
+   * to send it.
+   */
+  beforeInstall?: (specs: TableSpec[]) => Promise<void>;
+}
+
+export async function migratePostgres(config: Config, logger: Logger, opts: PostgresMigrateOptions = {}): Promise<PostgresMigration> {
   const log = logger.child({ component: 'migrate', target: 'postgres' });
   const migrations = readMigrations(`${SQL_DIR}postgres`);
   const client = await connectForMigrate(config);
@@ -108,11 +119,9 @@ export async function migratePostgres(config: Config, logger: Logger, opts: { ba
     }
     await client.query(TABLES_RECORD);
     const schema = (await client.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? 'public';
-    for (const t of config.tables) {
-      const spec = await specOf(client, t);
-      specs.push(spec);
-      tables.push(await installTable(client, spec, schema, log));
-    }
+    for (const t of config.tables) specs.push(await specOf(client, t));
+    await opts.beforeInstall?.(specs);
+    for (const spec of specs) tables.push(await installTable(client, spec, schema, log));
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATE_LOCK_KEY]);
     // Backfills after the lock: they may take long, and run beside the application.
     for (const [i, spec] of specs.entries()) {
@@ -120,6 +129,8 @@ export async function migratePostgres(config: Config, logger: Logger, opts: { ba
       if (t.capture === 'up to date') continue;
       const needed = (t.capture === 'installed' && spec.capture.kind === 'log') || t.addedColumns.length > 0;
       if (needed) t.backfilled = await backfill(client, spec, log, opts.backfillChunk ?? 50_000, opts.onProgress);
+      // A running producer: follow the new shape now, and send what was queued.
+      await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, spec.id]);
     }
   } finally {
     await client.end().catch(() => {});
@@ -226,7 +237,10 @@ export async function resendTables(config: Config, logger: Logger, specs: readon
   const client = await connectForMigrate(config);
   try {
     const out: number[] = [];
-    for (const spec of specs) out.push(await backfill(client, spec, log, opts.backfillChunk ?? 50_000, opts.onProgress, { onlySent: true }));
+    for (const spec of specs) {
+      out.push(await backfill(client, spec, log, opts.backfillChunk ?? 50_000, opts.onProgress, { onlySent: true }));
+      await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, spec.id]);
+    }
     return out;
   } finally {
     await client.end().catch(() => {});

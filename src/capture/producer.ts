@@ -63,7 +63,26 @@ export interface TableSource {
   plans: ProducerPlans;
   names: string[];
   encoders: Array<(v: unknown) => string>;
+  /** What streamer_tables must record for this source's SQL to be right (pg-migrate.ts shapeOf). */
+  shape: { capture: string; columns: string };
 }
+
+/**
+ * A batch found that "streamer migrate" recorded another shape for its table than the one its SQL
+ * was made for: rolled back, and the producer reads the table's shape again before going on.
+ */
+export class ShapeChanged extends StreamerError {
+  constructor(table: string) {
+    super(`${table}: "streamer migrate" ran for a new shape of the table; the batch rolled back and the producer follows the new shape`, { retriable: true });
+  }
+}
+
+/** A table, or a column the SQL names, gone (42P01, 42703): its shape changed under the producer. */
+const isShapeError = (err: unknown): boolean => {
+  if (err instanceof ShapeChanged) return true;
+  const code = (err as { cause?: { code?: unknown } })?.cause?.code;
+  return code === '42P01' || code === '42703';
+};
 
 export function tableSource(spec: TableSpec): TableSource {
   const caps = capabilities({ major: 99, minor: 0 }); // encoding does not depend on the server
@@ -72,6 +91,7 @@ export function tableSource(spec: TableSpec): TableSource {
     name: tableKey(spec),
     plans: producerPlans(spec),
     names: spec.columns.map((c) => c.name),
+    shape: shapeOf(spec),
     encoders: spec.columns.map((c) => {
       const m = mapColumn(c, caps);
       if (!m.ok) throw new Error(`bug: ${c.name} was not refused by buildSpec`);
@@ -205,6 +225,11 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
       await client.query('COMMIT');
       return { claimed: 0, published: 0, failed: 0 };
     }
+    // After the claims: a migrate that committed a new shape before any claimed row changed is
+    // seen here, and the batch is not published with the old columns (a new column's value would
+    // be lost at a version higher than its backfill's).
+    const rec = (await client.query<{ capture: string; columns: string }>(RECORDED_SHAPE, [name])).rows[0];
+    if (!rec || rec.capture !== source.shape.capture || rec.columns !== source.shape.columns) throw new ShapeChanged(name);
     // The claimed rows stay locked while Kafka acknowledges: at most PRODUCER_PUBLISH_TIMEOUT_MS,
     // then the transaction rolls back and a new Kafka producer is made for the next attempt (a
     // hung broker held the locks ~5 minutes before issue 9: kafkajs's 9 attempts × 30 s).
@@ -447,6 +472,14 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
         failures = 0;
         if (published > 0) log.debug({ published, ms: Date.now() - started }, 'drained');
       } catch (err) {
+        if (isShapeError(err)) {
+          // Follow a new shape, or pause the table that changed; the others go on at once.
+          const specs = sources.map((s) => s.spec);
+          const pausedBefore = paused.size;
+          await checkShapes();
+          for (const i of tables) wanted.add(i);
+          if (sources.some((s, i) => s.spec !== specs[i]) || paused.size !== pausedBefore) continue;
+        }
         if (!isRetriable(err)) {
           log.error({ err: describeError(err) }, 'publishing failed, and retrying cannot help: the producer stops (the changes stay pending)');
           failure = err;

@@ -4,6 +4,7 @@ const n = (v: number) => v.toLocaleString('en-US');
 const keys = (list: string[], total: number) => (list.length === 0 ? '' : ` — e.g. ${list.join(', ')}${total > list.length ? ', …' : ''}`);
 
 function table(t: TableReport): string[] {
+  if (t.shapeChange) return [`  FAILED ${t.table} → ${t.clickhouseTable}`, `    ${t.shapeChange}`];
   const line = (label: string, kind: keyof TableReport['examples'], note = '') => `    ${label.padEnd(22)}${n(t[kind])}${keys(t.examples[kind], t[kind])}${note}`;
   return [
     `  ${t.ok ? 'OK    ' : 'FAILED'} ${t.table} → ${t.clickhouseTable}`,

@@ -31,6 +31,8 @@ import { StreamerError, UnreachableError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { isPgConnectionError, pgConnectionConfig, pgFailure, pgUnreachableMessage } from '../capture/db.js';
 import { keyTextSql } from '../capture/plans.js';
+import { shapeOf } from '../capture/pg-migrate.js';
+import { describeShapeChange } from '../capture/producer.js';
 import { canonicalPair, type CanonicalPair } from '../tables/canonical.js';
 import { chIdent, chLiteral, pgIdent } from '../tables/identifiers.js';
 import { buildSpec, readCatalog } from '../tables/introspect.js';
@@ -72,6 +74,12 @@ export interface TableReport {
   examples: Record<Kind, string[]>;
   buckets: number;
   bucketsDiffering: number;
+  /**
+   * Set when the table changed since "streamer migrate" installed its capture (a column added,
+   * dropped, renamed or of another type): its changes wait, nothing was compared, and the report
+   * fails until migrate runs.
+   */
+  shapeChange: string | null;
   ok: boolean;
 }
 
@@ -136,7 +144,7 @@ export function emptyCounts(): Pick<TableReport, Kind | 'examples'> {
  * Compares one bucket key by key (both lists in any order). `facts` are looked up by the key's
  * canonical text. Adds to `into`, keeping at most `examples` keys of each kind.
  */
-/** A canonical key (`<bytes>:<text>` per column, '-' for NULL) as people read it: `42`, `7, 2024-01-01`. */
+/** A canonical key (`<bytes>:<text>` per column, '-' for NULL) as people read it: `42`, `(7, 2024-01-01)`. */
 export function displayKey(canon: string): string {
   const parts: string[] = [];
   for (let i = 0; i < canon.length; ) {
@@ -153,7 +161,7 @@ export function displayKey(canon: string): string {
     parts.push(text);
     i = colon + 1 + text.length;
   }
-  return parts.join(', ');
+  return parts.length === 1 ? (parts[0] as string) : `(${parts.join(', ')})`;
 }
 
 export function compareBucket(pgRows: readonly KeyRow[], chRows: readonly KeyRow[], facts: KeyFacts, into: Pick<TableReport, Kind | 'examples'>, examples: number): void {
@@ -251,6 +259,16 @@ export async function verify(config: Config, logger: Logger, opts: VerifyOptions
       const spec = buildSpec(t, await readCatalog(db, t.schema, t.table).catch((err: unknown) => {
         throw pgFailure(config, err);
       }));
+      const recorded = (await db.query<{ capture: string; columns: string }>('SELECT capture, columns FROM streamer_tables WHERE table_name = $1', [tableKey(spec)]).catch(() => ({ rows: [] }))).rows[0];
+      const shape = shapeOf(spec);
+      if (!recorded || recorded.capture !== shape.capture || recorded.columns !== shape.columns) {
+        const why = recorded
+          ? `${tableKey(spec)} changed since "streamer migrate" installed its capture (${describeShapeChange(recorded.columns, shape.columns)}): its changes wait in PostgreSQL — run "streamer migrate"`
+          : `the capture of ${tableKey(spec)} is not installed — run "streamer migrate"`;
+        reports.push({ table: tableKey(spec), clickhouseTable: `${config.clickhouseDatabase}.${spec.clickhouseTable}`, postgresRows: 0, clickhouseRows: 0, clickhouseStoredRows: 0, ...emptyCounts(), buckets: 0, bucketsDiffering: 0, shapeChange: why, ok: false });
+        log.error({ table: tableKey(spec) }, why);
+        continue;
+      }
       const cols = await columnsOf(ch, config.clickhouseDatabase, spec.clickhouseTable);
       if (!cols) throw new StreamerError(`ClickHouse has no table ${config.clickhouseDatabase}.${spec.clickhouseTable} (for ${tableKey(spec)}) — run "streamer migrate" (or check CLICKHOUSE_DATABASE)`);
       const report = await verifyTable(db, ch, config, spec, verifyPlan(spec, config.clickhouseDatabase, new Map(cols.map((c) => [c.name, c.type]))), { rangeSize, rangesPerQuery, examples });
@@ -391,6 +409,7 @@ async function verifyTable(
     ...counts,
     buckets,
     bucketsDiffering,
+    shapeChange: null,
     ok: counts.missing === 0 && counts.stale === 0 && counts.deletedButPresent === 0 && counts.duplicated === 0,
   };
   return report;

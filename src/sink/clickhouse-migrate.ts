@@ -77,6 +77,15 @@ export async function migrateClickHouse(config: Config, logger: Logger, specs: r
         conflicts.push(`${name} (from ${tableKey(spec)}): ${plan.problems.join('; ')}`);
         continue;
       }
+      if (plan.kind !== 'up-to-date' && !caps.dateTime64) {
+        const seconds = spec.columns.filter((c) => ['timestamp', 'timestamptz'].includes(c.element?.typname ?? c.typname)).map((c) => `${tableKey(spec)}.${c.name}`);
+        if (seconds.length > 0) {
+          log.warn(
+            { table: name, columns: seconds, serverVersion: version.text },
+            `ClickHouse ${version.text} has no DateTime64 (it needs 20.1 or later): ${seconds.join(', ')} ${seconds.length === 1 ? 'is' : 'are'} stored as DateTime('UTC'), whole seconds — sub-second digits are dropped`,
+          );
+        }
+      }
       if (plan.kind === 'create') {
         await run(createTable(spec, caps, db));
         await run(createView(spec, caps, db));
@@ -89,7 +98,13 @@ export async function migrateClickHouse(config: Config, logger: Logger, specs: r
         log.warn({ table: name, kept }, `moved ${name} to the shape with versions, keeping every row (version 0); the table as it was is kept as ${kept}: drop it once you no longer need it`);
         tables.push({ table: name, action: 'moved', detail: `the old table is kept as ${kept}` });
       } else if (plan.kind === 'add-columns') {
-        for (const c of plan.columns) await run(`ALTER TABLE ${chIdent(db)}.${chIdent(spec.clickhouseTable)} ADD COLUMN IF NOT EXISTS ${chIdent(c.name)} ${c.type}`);
+        for (const c of plan.columns) {
+          // Without IF NOT EXISTS (18.16 has none for columns): a migrate running beside this one
+          // may have added it a moment ago, which is fine.
+          await run(`ALTER TABLE ${chIdent(db)}.${chIdent(spec.clickhouseTable)} ADD COLUMN ${chIdent(c.name)} ${c.type}`).catch((err: unknown) => {
+            if (!/already exists/i.test(String((err as Error).message))) throw err;
+          });
+        }
         await run(`DROP TABLE IF EXISTS ${chIdent(db)}.${chIdent(viewName(spec.clickhouseTable))}`);
         await run(createView(spec, caps, db));
         tables.push({ table: name, action: 'columns added', detail: plan.columns.map((c) => c.name).join(', ') });

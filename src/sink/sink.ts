@@ -98,22 +98,29 @@ export class TableSink<T> {
   /** Inserts that ended without an answer (see the module comment). */
   private readonly unanswered = new Set<string>();
   private readonly table: string;
+  private columnNameSet: Set<string>;
 
   private constructor(
     private readonly client: ClickHouseClient,
     readonly database: string,
     readonly name: string,
-    private readonly columns: Column[],
+    private columns: Column[],
     private readonly keys: Column[],
     private readonly caps: Capabilities,
     private readonly log: Logger,
   ) {
     this.table = `${chIdent(database)}.${chIdent(name)}`;
+    this.columnNameSet = new Set(columns.map((c) => c.name));
   }
 
   /** Reads the table from system.columns; a StreamerError naming what is wrong. */
   static async open<T>(client: ClickHouseClient, database: string, name: string, caps: Capabilities, logger: Logger): Promise<TableSink<T>> {
     const log = logger.child({ component: 'sink', table: name });
+    const { columns, keys } = await TableSink.readColumns(client, database, name, caps, log);
+    return new TableSink<T>(client, database, name, columns, keys, caps, log);
+  }
+
+  private static async readColumns(client: ClickHouseClient, database: string, name: string, caps: Capabilities, log: Logger): Promise<{ columns: Column[]; keys: Column[] }> {
     const all = await (await client.query({ query: TABLE_COLUMNS(database, name), format: 'JSONEachRow' })).json<{ name: string; type: string; sorting: number; kind: string }>();
     // Columns ClickHouse computes itself (MATERIALIZED, ALIAS) are not written.
     const rows = all.filter((r) => r.kind !== 'MATERIALIZED' && r.kind !== 'ALIAS');
@@ -137,7 +144,19 @@ export class TableSink<T> {
     }
     const dt = columns.filter((c) => /DateTime\(|DateTime$/.test(c.codec.type) && !/DateTime64/.test(c.codec.type));
     if (dt.length > 0) log.warn({ columns: dt.map((c) => c.name) }, 'timestamp columns without DateTime64 (ClickHouse before 20.1): sub-second digits are dropped');
-    return new TableSink<T>(client, database, name, columns, keys, caps, log);
+    return { columns, keys };
+  }
+
+  /**
+   * Reads the columns again: "streamer migrate" added one (ALTER TABLE … ADD COLUMN in
+   * PostgreSQL) while this consumer ran, and the producer now sends it.
+   */
+  private async reload(): Promise<void> {
+    const { columns } = await TableSink.readColumns(this.client, this.database, this.name, this.caps, this.log);
+    const added = columns.filter((c) => !this.columns.some((o) => o.name === c.name)).map((c) => c.name);
+    this.columns = columns;
+    this.columnNameSet = new Set(columns.map((c) => c.name));
+    this.log.info({ added }, 'ClickHouse table columns read again');
   }
 
   /** The replicated columns, for checks of the message shape. */
@@ -152,6 +171,7 @@ export class TableSink<T> {
     // 1. rows; 2. the highest version per key
     const newest = new Map<string, Row<T>>();
     let superseded = 0;
+    if (inputs.some((i) => i.message.op !== 'truncate' && this.unknownField(i) !== null)) await this.reload();
     for (const input of inputs) {
       if (input.message.op === 'truncate') continue;
       let row: Row<T>;
@@ -185,15 +205,20 @@ export class TableSink<T> {
     return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
   }
 
+  /** A field of the message that is not a column of the table, or null. */
+  private unknownField(input: SinkInput<T>): string | null {
+    for (const f in input.message.fields) if (!this.columnNameSet.has(f)) return f;
+    return null;
+  }
+
   /** One JSONEachRow line for an upsert or a delete. Throws Refused. */
   private row(input: SinkInput<T>, ingestedAt: string): Row<T> {
     const { op, version, fields } = input.message;
-    for (const f of Object.keys(fields)) {
-      if (!this.columns.some((c) => c.name === f)) {
-        // The producer replicates a column this table lacks: writing without it would store wrong
-        // data. Stop (retrying cannot help) — migrate adds the column.
-        throw new StreamerError(`messages of ${input.topic} carry the column ${JSON.stringify(f)}, which ClickHouse table ${this.database}.${this.name} lacks — run "streamer migrate" (it adds the column), then restart the consumer`);
-      }
+    const unknown = this.unknownField(input);
+    if (unknown !== null) {
+      // The producer replicates a column this table lacks (even after reading its columns again):
+      // writing without it would store wrong data. Stop — retrying cannot help; migrate adds it.
+      throw new StreamerError(`messages of ${input.topic} carry the column ${JSON.stringify(unknown)}, which ClickHouse table ${this.database}.${this.name} lacks — run "streamer migrate" (it adds the column), then start the consumer again`);
     }
     const keyValues = this.keys.map((k) => {
       const v = fields[k.name];

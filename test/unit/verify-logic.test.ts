@@ -44,8 +44,8 @@ describe('compareBucket', () => {
 describe('displayKey', () => {
   it('prints a composite key as its values, NULL for NULL, and survives commas and multi-byte text inside values', () => {
     expect(displayKey(canon('42'))).toBe('42');
-    expect(displayKey(canon('7', '2024-01-01'))).toBe('7, 2024-01-01');
-    expect(displayKey(canon('a:b', null, 'zoë 🚀'))).toBe('a:b, NULL, zoë 🚀');
+    expect(displayKey(canon('7', '2024-01-01'))).toBe('(7, 2024-01-01)');
+    expect(displayKey(canon('a:b', null, 'zoë 🚀'))).toBe('(a:b, NULL, zoë 🚀)');
     expect(displayKey(canon('3:x'))).toBe('3:x');
   });
 });
@@ -130,6 +130,7 @@ describe('formatters', () => {
     ...emptyCounts(),
     buckets: 10,
     bucketsDiffering: 1,
+    shapeChange: null,
     ok: false,
   };
   table.missing = 12;
