@@ -16,7 +16,7 @@ export const shared = {
 export default defineConfig({
   test: {
     ...shared,
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/clickhouse-current/**/*.test.ts'],
     // Two files at a time fits the 2-core machine without starving the three servers.
     maxWorkers: 2,
   },

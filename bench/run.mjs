@@ -35,7 +35,7 @@ function distModule(name) {
   throw new Error(`${name} is not in the build ${DIST}`);
 }
 
-const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline'];
+const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline', 'updates', 'update-latency', 'verify', 'wide', 'adopt'];
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -52,6 +52,9 @@ const { values: opt } = parseArgs({
     'pgbench-rounds': { type: 'string' },
     'sent-rows': { type: 'string' }, // (d)
     'baseline-rows': { type: 'string' }, // (f)
+    'verify-rows': { type: 'string' }, // (i)
+    'wide-rows': { type: 'string' }, // (j)
+    'adopt-rows': { type: 'string' }, // (k)
     only: { type: 'string' },
     skip: { type: 'string' },
     env: { type: 'string', multiple: true }, // extra KEY=VALUE for the streamer child, e.g. PRODUCER_BATCH_SIZE=5000
@@ -77,6 +80,9 @@ const O = {
   pgbenchRounds: num(opt['pgbench-rounds'], quick ? 1 : 2),
   sentRows: num(opt['sent-rows'], quick ? 1_000_000 : 10_000_000),
   baselineRows: num(opt['baseline-rows'], quick ? 2_000 : 5_000),
+  verifyRows: num(opt['verify-rows'], quick ? 1_000_000 : 10_000_000),
+  wideRows: num(opt['wide-rows'], quick ? 100_000 : 1_000_000),
+  adoptRows: num(opt['adopt-rows'], quick ? 1_000_000 : 10_000_000),
   extraEnv: Object.fromEntries((opt.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
 };
 let parts = opt.only ? opt.only.split(',') : [...PARTS];
@@ -102,7 +108,7 @@ async function pgAdmin(fn) {
 }
 
 /** A fresh PostgreSQL database, ClickHouse database, topic and group; migrated unless told not to. */
-async function scratch(tag, { migrate = true } = {}) {
+async function scratch(tag, { migrate = true, env: extra = {} } = {}) {
   const id = `${tag}_${suffix()}`;
   const name = `streamer_bench_${id}`;
   await pgAdmin((c) => c.query(`CREATE DATABASE ${name}`));
@@ -120,6 +126,7 @@ async function scratch(tag, { migrate = true } = {}) {
     LOG_LEVEL: 'info',
     HTTP_PORT: '0',
     ...O.extraEnv,
+    ...extra,
   };
   const s = {
     name,
@@ -392,10 +399,10 @@ async function scrape(port) {
   }
 }
 
-async function waitCount(s, n, timeoutMs, intervalMs = 50) {
+async function waitCount(s, n, timeoutMs, intervalMs = 50, table = 'user_login') {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const c = await s.ch.scalar('SELECT count() FROM user_login');
+    const c = await s.ch.scalar(`SELECT count() FROM ${table}`);
     if (c >= n) return { count: c, at: nowMs() };
     if (Date.now() > deadline) throw new Error(`ClickHouse holds ${c} of ${n} rows after ${timeoutMs} ms`);
     await sleep(intervalMs);
@@ -472,16 +479,16 @@ async function partStages() {
   const { createLogger } = await lib('logger.js');
   const { createPool } = await lib('db.js');
   const { createPublisher } = await lib('publisher.js');
-  const { drainBatch } = await lib('producer.js');
+  const { drainBatch, loadSources } = await lib('producer.js');
   const { startConsumer } = await lib('consumer.js');
-  const { ClickHouseSink } = await lib('sink.js');
-  const { CLAIM_BATCH, MARK_SENT } = await lib('sql.js');
+  const { TableSink } = await lib('sink.js');
   const config = loadConfig({ ...s.env, LOG_LEVEL: 'warn' });
   const logger = createLogger({ level: 'warn', pretty: false });
 
   // Producer side: the library's drainBatch, with PostgreSQL queries and Kafka sends timed.
   const t = { claim: 0, mark: 0, txn: 0, publish: 0 };
   const pool = createPool(config, logger, 'bench-stages');
+  const [source] = await loadSources(pool, config);
   const connect = pool.connect.bind(pool);
   pool.connect = async () => {
     const client = await connect();
@@ -490,7 +497,7 @@ async function partStages() {
       const query = client.query.bind(client);
       client.query = (text, params) => {
         const t0 = performance.now();
-        const key = text === CLAIM_BATCH ? 'claim' : text === MARK_SENT ? 'mark' : 'txn';
+        const key = text === source.plans.claimRows ? 'claim' : text === source.plans.markSent ? 'mark' : 'txn';
         return query(text, params).finally(() => (t[key] += performance.now() - t0));
       };
     }
@@ -501,11 +508,12 @@ async function partStages() {
   const publisher = {
     connect: async () => {},
     close: () => inner.close(),
-    abandon: () => inner.abandon?.(),
-    async publish(messages, ts) {
+    abandon: () => inner.abandon(),
+    partitions: (topic) => inner.partitions(topic),
+    async publish(topic, messages, ts) {
       const t0 = performance.now();
       try {
-        return await inner.publish(messages, ts);
+        return await inner.publish(topic, messages, ts);
       } finally {
         t.publish += performance.now() - t0;
       }
@@ -516,10 +524,7 @@ async function partStages() {
   let published = 0;
   let batches = 0;
   for (;;) {
-    // drainBatch(pool, publisher, config, log) since issue 9; (pool, publisher, batchSize, log) before.
-    const r = (() => { try { return distModule('runner.js'); } catch { return null; } })()
-      ? await drainBatch(pool, publisher, config, logger)
-      : await drainBatch(pool, publisher, config.producerBatchSize, logger);
+    const r = await drainBatch(pool, publisher, config, logger, source);
     published += r.published;
     batches++;
     if (r.claimed === 0) break;
@@ -531,8 +536,8 @@ async function partStages() {
   // Consumer side: the library's consumer on the now full topic, with the sink's two ClickHouse
   // round trips timed (the existence check and the insert).
   const c = { write: 0, existing: 0, insert: 0, writes: 0, firstWriteAt: 0 };
-  const proto = ClickHouseSink.prototype;
-  const orig = { write: proto.write, existingIds: proto.existingIds, insertSplitting: proto.insertSplitting };
+  const proto = TableSink.prototype;
+  const orig = { write: proto.write, storedVersions: proto.storedVersions, insertSplitting: proto.insertSplitting };
   proto.write = async function (inputs) {
     const t0 = performance.now();
     if (!c.firstWriteAt) c.firstWriteAt = nowMs();
@@ -543,20 +548,20 @@ async function partStages() {
       c.write += performance.now() - t0;
     }
   };
-  proto.existingIds = async function (ids) {
+  proto.storedVersions = async function (rows) {
     const t0 = performance.now();
     try {
-      return await orig.existingIds.call(this, ids);
+      return await orig.storedVersions.call(this, rows);
     } finally {
       c.existing += performance.now() - t0;
     }
   };
   let depth = 0;
-  proto.insertSplitting = async function (items, rejected) {
+  proto.insertSplitting = async function (...args) {
     const t0 = performance.now();
     depth++;
     try {
-      return await orig.insertSplitting.call(this, items, rejected);
+      return await orig.insertSplitting.apply(this, args);
     } finally {
       depth--;
       if (depth === 0) c.insert += performance.now() - t0;
@@ -591,7 +596,7 @@ async function partStages() {
       rowsPerS: (n / consumerMs) * 1000,
       joinMs: c.firstWriteAt - c0,
       inserts: c.writes,
-      clickhouseExistingIdsMs: c.existing,
+      clickhouseStoredVersionsMs: c.existing,
       clickhouseInsertMs: c.insert,
       sinkMappingMs: c.write - c.existing - c.insert,
       kafkaFetchDecodeCommitMs: consumerMs - c.write,
@@ -759,9 +764,9 @@ function pgbenchPath() {
   return 'pgbench';
 }
 
-async function pgbench(databaseUrl) {
+async function pgbench(databaseUrl, script = 'pgbench-insert.sql') {
   const u = new URL(databaseUrl);
-  const args = ['-n', '-f', join(BENCH, 'pgbench-insert.sql'), '-c', String(O.pgbenchClients), '-j', String(Math.min(O.pgbenchClients, os.cpus().length)), '-T', String(O.pgbenchSeconds)];
+  const args = ['-n', '-f', join(BENCH, script), '-c', String(O.pgbenchClients), '-j', String(Math.min(O.pgbenchClients, os.cpus().length)), '-T', String(O.pgbenchSeconds)];
   args.push('-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'), u.pathname.slice(1));
   const child = spawn(pgbenchPath(), args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -774,10 +779,16 @@ async function pgbench(databaseUrl) {
   return { tps: Number(m[1]), latencyAvgMs: lat ? Number(lat[1]) : null };
 }
 
+/** Drops every trigger of user_login (whatever a build named them): the table as the application alone has it. */
+const DROP_TRIGGERS = `DO $$ DECLARE t record; BEGIN
+  FOR t IN SELECT tgname FROM pg_trigger WHERE tgrelid = 'user_login'::regclass AND NOT tgisinternal LOOP
+    EXECUTE format('DROP TRIGGER %I ON user_login', t.tgname);
+  END LOOP; END $$`;
+
 async function partTrigger() {
   const withT = await scratch('trig_with');
   const without = await scratch('trig_without');
-  await without.pg((c) => c.query('DROP TRIGGER streamer_user_login_inserted ON user_login; DROP TRIGGER streamer_user_login_reset ON user_login'));
+  await without.pg((c) => c.query(DROP_TRIGGERS));
   const runs = { with: [], without: [] };
   for (let round = 0; round < O.pgbenchRounds; round++) {
     for (const [k, s] of [['with', withT], ['without', without]]) {
@@ -795,26 +806,30 @@ async function partTrigger() {
 // ------------------------------------------------------------------ (d) cost growth
 
 async function partGrowth() {
-  const { CLAIM_BATCH, MARK_SENT } = await import(pathToFileURL(distModule('sql.js')).href);
+  const { loadSources } = await import(pathToFileURL(distModule('producer.js')).href);
+  const { tableConfigs } = await import(pathToFileURL(distModule('tables.js')).href);
   const measure = async (s) =>
     s.pg(async (c) => {
+      const [source] = await loadSources(c, { tables: tableConfigs({}) });
+      const CLAIM_BATCH = source.plans.claimRows;
+      const MARK_SENT = source.plans.markSent;
       const claim = [];
       const claimMark = [];
       for (let i = 0; i < 33; i++) {
         await c.query('BEGIN');
         const t0 = performance.now();
-        const { rows } = await c.query(CLAIM_BATCH, [2000]);
+        const { rows } = await c.query(CLAIM_BATCH, [2000, 'public.user_login']);
         const t1 = performance.now();
         if (i % 3 === 2) {
           // claim + mark, rolled back so that every repetition sees the same 1,000 pending rows
-          await c.query(MARK_SENT, [rows.map((r) => String(r.id))]);
+          await c.query(MARK_SENT, [rows.map((r) => r.k0)]);
           claimMark.push(performance.now() - t0);
         }
         await c.query('ROLLBACK');
         if (i >= 3) claim.push(t1 - t0);
         if (rows.length !== 1000) throw new Error(`claimed ${rows.length} rows, expected 1000`);
       }
-      const plan = (await c.query(`EXPLAIN ${CLAIM_BATCH.replace('$1', '2000')}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      const plan = (await c.query(`EXPLAIN ${CLAIM_BATCH.replace('$1', '2000').replaceAll('$2', "'public.user_login'")}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
       const size = (await c.query(`SELECT pg_total_relation_size('user_login') AS b`)).rows[0].b;
       return { claimMs: summarize(claim), claimMarkMs: summarize(claimMark), usesPendingIndex: plan.includes('user_login_pending_idx'), tableMB: Number(size) / 2 ** 20 };
     });
@@ -839,7 +854,7 @@ async function partBaseline() {
   const s = await scratch('baseline');
   // The seed's PostgreSQL schema: the table only (no partial index, no triggers).
   await s.pg((c) =>
-    c.query(`DROP TRIGGER streamer_user_login_inserted ON user_login; DROP TRIGGER streamer_user_login_reset ON user_login; DROP INDEX user_login_pending_idx`),
+    c.query(`${DROP_TRIGGERS}; DROP INDEX user_login_pending_idx`),
   );
   await fill(s, n);
   const admin = new Kafka({ brokers: S.kafkaBrokers.split(','), logLevel: logLevel.NOTHING }).admin();
@@ -1005,6 +1020,266 @@ function table(res) {
   return [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+// ------------------------------------------------------------------ (g) updates (issue 10)
+
+/** A config file turning user_login's capture into the change log (no flag): the mode of every other table. */
+function logModeConfig() {
+  const file = join(os.tmpdir(), `streamer-bench-log-mode-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify({ tables: { 'public.user_login': { flagColumn: null } } }));
+  return file;
+}
+
+/**
+ * pgbench of single-row UPDATEs (`bench/pgbench-update.sql`, random rows of 100,000) with the
+ * capture's triggers and without them, alternated, for both capture modes; and the INSERT script
+ * of part (c) in change-log mode (flag mode's insert is part c).
+ */
+async function partUpdates() {
+  const rows = 100_000;
+  const out = {};
+  for (const mode of ['flag', 'log']) {
+    const env = mode === 'log' ? { STREAMER_CONFIG: logModeConfig() } : {};
+    const withT = await scratch(`upd_with_${mode}`, { env });
+    const without = await scratch(`upd_without_${mode}`, { env });
+    for (const s of [withT, without]) await fill(s, rows, { sent: true });
+    await without.pg((c) => c.query(DROP_TRIGGERS));
+    for (const [script, what] of [
+      ['pgbench-update.sql', 'update'],
+      ...(mode === 'log' ? [['pgbench-insert.sql', 'insert']] : []),
+    ]) {
+      const runs = { with: [], without: [] };
+      for (let round = 0; round < O.pgbenchRounds; round++) {
+        for (const [k, s] of [['with', withT], ['without', without]]) {
+          log(`(g) pgbench ${what}, ${mode} mode, ${k} triggers, round ${round + 1}: -c ${O.pgbenchClients} -T ${O.pgbenchSeconds}`);
+          runs[k].push(await pgbench(s.databaseUrl, script));
+        }
+      }
+      const mean = (a) => a.reduce((x, y) => x + y.tps, 0) / a.length;
+      const r = { withTriggers: mean(runs.with), withoutTriggers: mean(runs.without), runs };
+      r.overheadPct = (1 - r.withTriggers / r.withoutTriggers) * 100;
+      out[`${what}_${mode}`] = r;
+      log(`(g) ${what}, ${mode} mode: ${r.withTriggers.toFixed(0)} vs ${r.withoutTriggers.toFixed(0)} tps: ${r.overheadPct.toFixed(1)} % fewer with the triggers`);
+    }
+  }
+  return { clients: O.pgbenchClients, seconds: O.pgbenchSeconds, rounds: O.pgbenchRounds, tableRows: rows, ...out };
+}
+
+/**
+ * UPDATE → visible in the deduplicated view: `bench/load.mjs --mode update` updates one row per
+ * transaction at the rate (each update a row of its own, with a unique event_type), while
+ * `streamer run` runs; the poller stamps each value the moment ClickHouse shows it. A row's newest
+ * version is what `<table>_current` (FINAL) returns as soon as it is stored, so the poll reads the
+ * stored rows of the last seconds (cheaper than FINAL every few ms).
+ */
+async function partUpdateLatency(seconds) {
+  const n = Math.max(Math.round(O.rate * seconds) + 1000, 10_000);
+  const s = await scratch('upd_latency');
+  await fill(s, n);
+  const st = startStreamer(['run'], { ...s.env, HTTP_PORT: '0' });
+  const tmp = join(os.tmpdir(), `streamer-bench-upd-${process.pid}.tsv`);
+  let polling = true;
+  try {
+    await st.waitFor((l) => l.msg === 'producer started', 60_000, '"producer started"');
+    await waitCount(s, n, 300_000);
+    log(`(h) update latency: ${O.rate} updates/s for ${seconds} s on ${n} replicated rows`);
+    const seen = new Map();
+    const poller = (async () => {
+      while (polling) {
+        const since = Math.floor(Date.now() / 1000) - 3;
+        const text = await s.ch.query(`SELECT event_type FROM user_login WHERE _ingested_at >= toDateTime(${since}) AND startsWith(event_type, 'upd_') FORMAT TabSeparated`).catch(() => '');
+        const at = nowMs();
+        for (const line of text.split('\n')) if (line && !seen.has(line)) seen.set(line, at);
+        await sleep(O.pollMs);
+      }
+    })();
+    const meter = cpuMeter({ streamer: st.child.pid });
+    const load = spawn(process.execPath, [join(BENCH, 'load.mjs'), '--mode', 'update', '--rows', String(n), '--rate', String(O.rate), '--seconds', String(seconds), '--out', tmp], {
+      env: { ...process.env, DATABASE_URL: s.databaseUrl },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let loadOut = '';
+    load.stdout.on('data', (d) => (loadOut += d));
+    const code = await new Promise((r) => load.on('exit', r));
+    const cpu = meter.read();
+    if (code !== 0) throw new Error(`load.mjs exited ${code}`);
+    const loadResult = JSON.parse(loadOut.trim().split('\n').at(-1));
+    const rows = readFileSync(tmp, 'utf8').trim().split('\n').map((l) => l.split('\t'));
+    const deadline = Date.now() + 30_000;
+    while (seen.size < rows.length && Date.now() < deadline) await sleep(20);
+    polling = false;
+    await poller;
+    const latencies = [];
+    let missing = 0;
+    for (const [token, , acked] of rows) {
+      const at = seen.get(token);
+      if (at) latencies.push(at - Number(acked));
+      else missing++;
+    }
+    await st.stop();
+    const v = JSON.parse(await runStreamerOnce(['verify', '--json'], { ...s.env, LOG_LEVEL: 'warn' }).catch((e) => JSON.stringify({ error: e.message })));
+    const r = { seconds, rate: O.rate, rows: n, load: loadResult, latencyMs: summarize(latencies), missing, verifyOk: v.ok ?? false, cpuSeconds: cpu };
+    log(`(h) update → view: p50 ${r.latencyMs.p50?.toFixed(1)} p99 ${r.latencyMs.p99?.toFixed(1)} ms; ${missing} not seen; verify ${r.verifyOk ? 'OK' : 'FAILED'}`);
+    return r;
+  } finally {
+    polling = false;
+    await st.stop();
+    rmSync(tmp, { force: true });
+  }
+}
+
+// ------------------------------------------------------------------ (i) verify on N rows (issue 10)
+
+/**
+ * `streamer verify` on N equal rows: PostgreSQL filled as the application would, ClickHouse with
+ * the same rows written directly (one INSERT … SELECT FROM numbers()), then verify's seconds and
+ * peak RSS (sampled every 100 ms).
+ */
+async function partVerify() {
+  const n = O.verifyRows;
+  const s = await scratch('verify');
+  log(`(i) verify: filling ${n} rows on both sides`);
+  await fill(s, n, { sent: true });
+  const dt = (await s.ch.scalar(`SELECT type FROM system.columns WHERE database = '${s.name}' AND table = 'user_login' AND name = 'event_time'`)).trim();
+  const time = dt.includes('DateTime64')
+    ? `toDateTime64('2024-01-01 00:00:00', 6, 'UTC') + toIntervalSecond(g) + toIntervalMicrosecond(g % 1000)`
+    : `toDateTime('2024-01-01 00:00:00', 'UTC') + g`;
+  await s.ch.query(
+    `INSERT INTO user_login (id, username, event_type, event_time, _version, _deleted, _kafka_partition, _kafka_offset, _ingested_at)
+     SELECT toInt32(g), concat('user_', toString(g)), ['login','logout','password_reset'][1 + g % 3], ${time}, 1, 0, 0, g, now()
+       FROM (SELECT number + 1 AS g FROM numbers(${n}))`,
+  );
+  const st = startStreamer(['verify', '--json'], { ...s.env, LOG_LEVEL: 'warn' });
+  const t0 = nowMs();
+  const { code } = await st.exited;
+  const seconds = (nowMs() - t0) / 1000;
+  const mem = st.memory();
+  await st.stop();
+  const report = st.lines.find((l) => typeof l.ok === 'boolean' && Array.isArray(l.tables)) ?? {};
+  const r = { rows: n, seconds, exitCode: code, ok: report.ok ?? false, peakRssMB: mem.sampledPeakRssMB, buckets: report.tables?.[0]?.buckets };
+  log(`(i) verify of ${n} rows: ${seconds.toFixed(1)} s, peak RSS ${r.peakRssMB.toFixed(0)} MB, ${r.ok ? 'OK' : 'FAILED'}`);
+  return r;
+}
+
+// ------------------------------------------------------------------ (j) a 20-column table (issue 11)
+
+const WIDE_DDL = `
+  CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+  CREATE TABLE wide (
+    id bigint PRIMARY KEY, i1 int, i2 smallint, b1 bigint, d1 numeric(12,2), d2 numeric(18,4),
+    f1 double precision, f2 real, t1 text, t2 text, t3 varchar(32), ok boolean, u uuid, day date,
+    ts1 timestamptz, ts2 timestamp, doc jsonb, tags text[], m mood, n int)`;
+
+/** N rows of the 20-column table → ClickHouse with `streamer run`, beside user_login's drain (part a). */
+async function partWide() {
+  const n = O.wideRows;
+  const s = await scratch('wide', { migrate: false, env: { STREAMER_TABLES: 'wide' } });
+  await s.pg((c) => c.query(WIDE_DDL));
+  await runStreamerOnce(['migrate'], s.env);
+  log(`(j) 20-column table: filling ${n} rows (change-log mode)`);
+  await s.pg(async (c) => {
+    await c.query('SET synchronous_commit = off');
+    for (let done = 0; done < n; done += 500_000) {
+      await c.query(
+        `INSERT INTO wide SELECT g, g % 100000, g % 30000, g * 1000003, (g % 100000) / 100.0, g / 10000.0, g / 7.0, g / 3.0,
+                'text ' || g, md5(g::text), 'v' || (g % 1000), g % 2 = 0, md5(g::text)::uuid, date '2024-01-01' + g % 3000,
+                timestamptz '2024-01-01 00:00:00+00' + g * interval '1.000001 second', timestamp '2024-01-01' + g * interval '1 second',
+                jsonb_build_object('g', g, 'k', 'v'), ARRAY['a' || g % 10, 'b'], (ARRAY['sad','ok','happy']::mood[])[1 + g % 3], g
+           FROM generate_series($1::bigint, $2::bigint) g`,
+        [done + 1, Math.min(n, done + 500_000)],
+      );
+    }
+  });
+  const st = startStreamer(['run'], { ...s.env, HTTP_PORT: '0' });
+  try {
+    const started = await st.waitFor((l) => l.msg === 'producer started', 60_000, '"producer started"');
+    const meter = cpuMeter({ streamer: st.child.pid });
+    const done = await waitCount(s, n, Math.max(300_000, n), 100, 'wide');
+    const cpuSeconds = meter.read();
+    const seconds = (done.at - started.at) / 1000;
+    const mem = st.memory();
+    await st.stop();
+    const r = { rows: n, columns: 20, seconds, rowsPerS: n / seconds, cpuSeconds, peakRssMB: mem.peakRssMB };
+    log(`(j) 20-column table: ${n} rows in ${seconds.toFixed(1)} s = ${Math.round(r.rowsPerS)} rows/s`);
+    return r;
+  } finally {
+    await st.stop();
+  }
+}
+
+// ------------------------------------------------------------------ (k) adopting a large table (issue 11)
+
+/**
+ * `streamer migrate` on an N-row table that an application keeps writing to (~200 single-row
+ * statements/s, half inserts, half updates, each timed): how long its writes wait (the install's
+ * lock), how long the backfill takes, and then how long `streamer run` takes to replicate it all.
+ */
+async function partAdopt() {
+  const n = O.adoptRows;
+  const s = await scratch('adopt', { migrate: false, env: { STREAMER_TABLES: 'adopt' } });
+  log(`(k) adopt: filling ${n} rows`);
+  await s.pg(async (c) => {
+    await c.query('CREATE TABLE adopt (id bigserial PRIMARY KEY, payload text, n int, at timestamptz DEFAULT now())');
+    await c.query('SET synchronous_commit = off');
+    for (let done = 0; done < n; done += 2_000_000) {
+      await c.query(`INSERT INTO adopt (payload, n) SELECT 'row ' || g, g FROM generate_series($1::int, $2::int) g`, [done + 1, Math.min(n, done + 2_000_000)]);
+    }
+    await c.query('VACUUM ANALYZE adopt');
+  });
+  // The application: single-row statements, each timed from send to acknowledgement.
+  const app = new pg.Client({ connectionString: s.databaseUrl });
+  await app.connect();
+  const writes = [];
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; writing; i++) {
+      const t0 = nowMs();
+      if (i % 2 === 0) await app.query(`INSERT INTO adopt (payload, n) VALUES ('app', $1)`, [i]);
+      else await app.query(`UPDATE adopt SET n = n + 1 WHERE id = $1`, [1 + ((i * 7919) % n)]);
+      writes.push([t0, nowMs() - t0]);
+      await sleep(5);
+    }
+  })();
+  await sleep(2000);
+  log('(k) adopt: streamer migrate while the application writes');
+  const m0 = nowMs();
+  const mig = startStreamer(['migrate'], s.env);
+  const { code } = await mig.exited;
+  const m1 = nowMs();
+  if (code !== 0) throw new Error(`migrate exited ${code}: ${mig.lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
+  const installed = mig.lines.find((l) => l.msg === 'capture installed');
+  const backfill = mig.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('backfill of'));
+  await sleep(2000);
+  writing = false;
+  await writer;
+  await app.end();
+  const during = writes.filter(([t]) => t >= m0 && t <= m1).map(([, ms]) => ms);
+  const before = writes.filter(([t]) => t < m0).map(([, ms]) => ms);
+  const total = Number(await s.pg(async (c) => (await c.query('SELECT count(*) AS n FROM adopt')).rows[0].n));
+  log(`(k) adopt: migrate ${((m1 - m0) / 1000).toFixed(1)} s; writes during it p50 ${summarize(during).p50?.toFixed(1)} max ${summarize(during).max?.toFixed(0)} ms; now replicating ${total} rows`);
+  const st = startStreamer(['run'], { ...s.env, HTTP_PORT: '0' });
+  try {
+    const started = await st.waitFor((l) => l.msg === 'producer started', 60_000, '"producer started"');
+    const done = await waitCount(s, total, Math.max(600_000, total), 500, 'adopt');
+    const r = {
+      rows: n,
+      migrateSeconds: (m1 - m0) / 1000,
+      captureInstallMs: installed?.ms ?? null,
+      backfillRows: backfill.at(-1)?.queued ?? null,
+      backfillSeconds: backfill.length ? (backfill.at(-1).at - (installed?.at ?? m0)) / 1000 : null,
+      appWritesBeforeMs: summarize(before),
+      appWritesDuringMigrateMs: summarize(during),
+      appWritesDuringMigrate: during.length,
+      replicateSeconds: (done.at - started.at) / 1000,
+      replicateRowsPerS: total / ((done.at - started.at) / 1000),
+    };
+    await st.stop();
+    log(`(k) adopt: ${total} rows replicated in ${r.replicateSeconds.toFixed(0)} s`);
+    return r;
+  } finally {
+    await st.stop();
+  }
+}
+
 // ------------------------------------------------------------------ main
 
 process.on('SIGINT', async () => {
@@ -1047,6 +1322,11 @@ await runPart('latency', async () => {
 await runPart('trigger', partTrigger);
 await runPart('growth', partGrowth);
 await runPart('baseline', partBaseline);
+await runPart('updates', partUpdates);
+await runPart('update-latency', () => partUpdateLatency(O.latencySeconds));
+await runPart('verify', partVerify);
+await runPart('wide', partWide);
+await runPart('adopt', partAdopt);
 // The soak runs at the streamer's default CONSUMER_FLUSH_MS (2) unless --env sets one.
 await runPart('soak', () => partLatency(Number(O.extraEnv.CONSUMER_FLUSH_MS ?? 2), O.soakSeconds, { soak: true }));
 result.durationSeconds = (Date.now() - started.getTime()) / 1000;

@@ -108,9 +108,21 @@ async function main() {
   }
   console.log(`row ${id}: INSERT committed → visible in ClickHouse in ${(performance.now() - t0).toFixed(1)} ms`);
 
-  say(`what ClickHouse holds (${DEMO}.user_login)`);
-  const table = await (await ch.query({ query: `SELECT id, username, event_type, toString(event_time) AS event_time FROM ${DEMO}.user_login ORDER BY id`, format: 'JSONEachRow' })).json();
-  console.table(table);
+  say('the application corrects row 1 and deletes row 2');
+  const current = async (where) =>
+    (await (await ch.query({ query: `SELECT id, username, event_type, toString(event_time) AS event_time FROM ${DEMO}.user_login_current WHERE ${where} ORDER BY id`, format: 'JSONEachRow' })).json());
+  const t1 = performance.now();
+  await db.query(`UPDATE user_login SET event_type = 'logout' WHERE id = 1; DELETE FROM user_login WHERE id = 2`);
+  for (;;) {
+    const rows = await current('id IN (1, 2)');
+    if (rows.length === 1 && rows[0].event_type === 'logout') break;
+    if (performance.now() - t1 > 30_000) throw new Error('the update and the delete did not reach ClickHouse within 30 s');
+    await sleep(1);
+  }
+  console.log(`UPDATE + DELETE committed → visible in ${DEMO}.user_login_current in ${(performance.now() - t1).toFixed(1)} ms`);
+
+  say(`what ClickHouse holds: the view ${DEMO}.user_login_current (newest version of each row, deletes hidden)`);
+  console.table(await current('1'));
 
   say('streamer verify');
   const verified = streamer(['verify']);

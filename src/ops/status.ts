@@ -240,6 +240,12 @@ export async function kafkaStatus(config: Config, logger: Logger): Promise<Kafka
   }
 }
 
+/** status's ClickHouse SQL: rows stored (every version), and the messages dead-lettered from a topic. */
+export const CH_STATUS = {
+  rows: (database: string, table: string) => `SELECT toString(count()) AS n FROM ${chIdent(database)}.${chIdent(table)}`,
+  deadLetters: (database: string, topic: string) => `SELECT toString(uniqExact(topic, partition, offset)) AS n FROM ${chIdent(database)}.streamer_dead_letters WHERE topic = ${chLiteral(topic)}`,
+};
+
 async function clickhouseStatus(config: Config, logger: Logger): Promise<TableStatus['clickhouse'][]> {
   const database = config.clickhouseDatabase;
   // The user's default database: CLICKHOUSE_DATABASE itself may be missing, which we report.
@@ -253,10 +259,10 @@ async function clickhouseStatus(config: Config, logger: Logger): Promise<TableSt
         out.push({ database, rows: 0, deadLetters: 0, tableExists: false, note: `table ${database}.${t.clickhouseTable} does not exist — run "streamer migrate"`, error: null });
         continue;
       }
-      const rows = Number((await (await ch.query({ query: `SELECT toString(count()) AS n FROM ${chIdent(database)}.${chIdent(t.clickhouseTable)}`, format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n ?? 0);
+      const rows = Number((await (await ch.query({ query: CH_STATUS.rows(database, t.clickhouseTable), format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n ?? 0);
       const deadLetters = hasDead
         ? Number(
-            (await (await ch.query({ query: `SELECT toString(uniqExact(topic, partition, offset)) AS n FROM ${chIdent(database)}.streamer_dead_letters WHERE topic = ${chLiteral(t.topic)}`, format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n ?? 0,
+            (await (await ch.query({ query: CH_STATUS.deadLetters(database, t.topic), format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n ?? 0,
           )
         : 0;
       out.push({ database, rows, deadLetters, tableExists: true, note: null, error: null });

@@ -221,6 +221,50 @@ export function verifyPlan(spec: TableSpec, database: string, chTypes: ReadonlyM
 const pgHash64 = (h: string) => `('x' || substr(${h}, 1, 16))::bit(64)::bigint::numeric`;
 const chHash64 = (h: string) => `reinterpretAsUInt64(reverse(unhex(substring(${h}, 1, 16))))`;
 
+/**
+ * verify's SQL, by side (pg-boss style: named queries, not strings inside the loop). PostgreSQL's
+ * take parameters; ClickHouse's (18.16 has no query parameters) get numbers and escaped literals.
+ * The conformance suite runs the ClickHouse ones on a current engine against the PostgreSQL ones.
+ */
+export function pgVerifyQueries(spec: TableSpec, plan: VerifyPlan) {
+  const t = spec.qualified;
+  const k = plan.integerKey ? pgIdent(plan.integerKey) : null;
+  const sums = (bucket: string) => `SELECT ${bucket}::text AS b, count(*)::text AS n, sum(${pgHash64(plan.pgHash)})::text AS s FROM ${t} t`;
+  return {
+    /** $1: the smallest key at or above it (omitted: the smallest). */
+    minKey: (from: boolean) => `SELECT min(t.${k})::text AS m FROM ${t} t${from ? ` WHERE t.${k} >= $1` : ''}`,
+    /** $1, $2: the window; $3: the range size. */
+    rangeSums: `${sums(`(t.${k}::bigint / $3::bigint)`)} WHERE t.${k} >= $1 AND t.${k} < $2 GROUP BY 1`,
+    /** $1, $2: one range. */
+    rangeRows: `SELECT ${plan.pgKey} AS key, ${plan.pgHash} AS hash FROM ${t} t WHERE t.${k} >= $1 AND t.${k} < $2`,
+    hashSums: `${sums(`substr(md5(${plan.pgKey}), 1, 3)`)} GROUP BY 1`,
+    /** $1: the bucket. */
+    hashRows: `SELECT ${plan.pgKey} AS key, ${plan.pgHash} AS hash FROM ${t} t WHERE substr(md5(${plan.pgKey}), 1, 3) = $1`,
+  };
+}
+
+export function chVerifyQueries(spec: TableSpec, plan: VerifyPlan) {
+  const live = `${plan.chTable} AS t FINAL WHERE _deleted = 0`;
+  const ck = plan.integerKey ? chIdent(plan.integerKey) : '';
+  const keyCols = spec.keyColumns.map(chIdent).join(', ');
+  const hashBucket = `substring(lower(hex(MD5(${plan.chKey}))), 1, 3)`;
+  const sums = (bucket: string) => `SELECT toString(${bucket}) AS b, toString(count()) AS n, toString(sum(${chHash64(plan.chHash)})) AS s FROM ${live}`;
+  return {
+    /** Every stored row, and its distinct (key, version) pairs: more rows than pairs = duplicated versions. */
+    stored: `SELECT toString(count()) AS n, toString(uniqExact(${keyCols}, _version)) AS u FROM ${plan.chTable}`,
+    duplicatedExamples: (limit: number) => `SELECT ${plan.chKey} AS k, toString(_version) AS v FROM ${plan.chTable} AS t GROUP BY k, _version HAVING count() > 1 LIMIT ${limit}`,
+    minKey: (from: bigint | null) => `SELECT toString(count()) AS n, toString(min(${ck})) AS m FROM ${live}${from === null ? '' : ` AND ${ck} >= ${from}`}`,
+    rangeSums: (size: number, lo: bigint, hi: bigint) => `${sums(`intDiv(${ck}, ${size})`)} AND ${ck} >= ${lo} AND ${ck} < ${hi} GROUP BY b`,
+    rangeRows: (from: bigint, to: bigint) => `SELECT ${plan.chKey} AS key, ${plan.chHash} AS hash FROM ${live} AND ${ck} >= ${from} AND ${ck} < ${to}`,
+    hashSums: `${sums(hashBucket)} GROUP BY b`,
+    hashRows: (bucket: string) => `SELECT ${plan.chKey} AS key, ${plan.chHash} AS hash FROM ${live} AND ${hashBucket} = ${chLiteral(bucket)}`,
+  };
+}
+
+/** Bucket figures as both sides return them → comparable sums (mod 2^64). */
+export const bucketSums = (rows: Array<{ b: string; n: string; s: string | null }>): Map<string, BucketSums> =>
+  new Map(rows.map((r) => [String(r.b), { count: BigInt(r.n), sum: mod64(r.s) }]));
+
 export async function verify(config: Config, logger: Logger, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const rangeSize = opts.rangeSize ?? 100_000;
   const examples = opts.examples ?? 10;
@@ -321,23 +365,21 @@ async function verifyTable(
     }
   };
   const counts = emptyCounts();
-  const live = `${plan.chTable} AS t FINAL WHERE _deleted = 0`;
+  const pq = pgVerifyQueries(spec, plan);
+  const cq = chVerifyQueries(spec, plan);
   // Duplicated versions, over every stored row.
-  const keyCols = spec.keyColumns.map(chIdent).join(', ');
-  const [dup] = await chQuery<{ n: string; u: string }>(`SELECT toString(count()) AS n, toString(uniqExact(${keyCols}, _version)) AS u FROM ${plan.chTable}`);
+  const [dup] = await chQuery<{ n: string; u: string }>(cq.stored);
   const stored = Number(dup?.n ?? 0);
   const duplicated = stored - Number(dup?.u ?? 0);
   if (duplicated > 0) {
     counts.duplicated = duplicated;
-    const ex = await chQuery<{ k: string; v: string }>(`SELECT ${plan.chKey} AS k, toString(_version) AS v FROM ${plan.chTable} AS t GROUP BY k, _version HAVING count() > 1 LIMIT ${o.examples}`);
+    const ex = await chQuery<{ k: string; v: string }>(cq.duplicatedExamples(o.examples));
     counts.examples.duplicated = ex.map((e) => `${displayKey(e.k)} (version ${e.v})`);
   }
 
   // Keys whose differences are not failures: pending changes, failed rows, dead letters.
   const facts = await keyFacts(pgQuery, chQuery, spec, config, plan.pgKey);
 
-  const pgBucket = plan.integerKey ? `(t.${pgIdent(plan.integerKey)}::bigint / $3::bigint)` : `substr(md5(${plan.pgKey}), 1, 3)`;
-  const chBucket = plan.integerKey ? (size: number) => `intDiv(${chIdent(plan.integerKey as string)}, ${size})` : () => `substring(lower(hex(MD5(${plan.chKey}))), 1, 3)`;
   let postgresRows = 0;
   let clickhouseRows = 0;
   let buckets = 0;
@@ -353,17 +395,14 @@ async function verifyTable(
       compareBucket(p, c, facts, counts, o.examples);
     }
   };
-  const sums = (rows: Array<{ b: string; n: string; s: string | null }>) => new Map(rows.map((r) => [String(r.b), { count: BigInt(r.n), sum: mod64(r.s) }]));
 
   if (plan.integerKey) {
-    const k = pgIdent(plan.integerKey);
-    const ck = chIdent(plan.integerKey);
     const size = o.rangeSize;
     const window = size * o.rangesPerQuery;
     // From the smallest key on either side, window by window, jumping over empty stretches.
     const next = async (from: bigint | null): Promise<bigint | null> => {
-      const [p] = await pgQuery<{ m: string | null }>(`SELECT min(t.${k})::text AS m FROM ${spec.qualified} t${from === null ? '' : ` WHERE t.${k} >= $1`}`, from === null ? [] : [from.toString()]);
-      const [c] = await chQuery<{ n: string; m: string }>(`SELECT toString(count()) AS n, toString(min(${ck})) AS m FROM ${live}${from === null ? '' : ` AND ${ck} >= ${from}`}`);
+      const [p] = await pgQuery<{ m: string | null }>(pq.minKey(from !== null), from === null ? [] : [from.toString()]);
+      const [c] = await chQuery<{ n: string; m: string }>(cq.minKey(from));
       const ids = [p?.m, c && c.n !== '0' ? c.m : null].filter((x): x is string => x != null).map(BigInt);
       if (ids.length === 0) return null;
       const first = ids.reduce((a, b) => (b < a ? b : a));
@@ -372,33 +411,19 @@ async function verifyTable(
     for (let lo = await next(null); lo !== null; ) {
       const hi = lo + BigInt(window);
       const [pgRows, chRows] = await Promise.all([
-        pgQuery<{ b: string; n: string; s: string | null }>(
-          `SELECT ${pgBucket}::text AS b, count(*)::text AS n, sum(${pgHash64(plan.pgHash)})::text AS s FROM ${spec.qualified} t WHERE t.${k} >= $1 AND t.${k} < $2 GROUP BY 1`,
-          [lo.toString(), hi.toString(), size],
-        ),
-        chQuery<{ b: string; n: string; s: string }>(`SELECT toString(${chBucket(size)}) AS b, toString(count()) AS n, toString(sum(${chHash64(plan.chHash)})) AS s FROM ${live} AND ${ck} >= ${lo} AND ${ck} < ${hi} GROUP BY b`),
+        pgQuery<{ b: string; n: string; s: string | null }>(pq.rangeSums, [lo.toString(), hi.toString(), size]),
+        chQuery<{ b: string; n: string; s: string }>(cq.rangeSums(size, lo, hi)),
       ]);
-      await compare(sums(pgRows), sums(chRows), async (b) => {
+      await compare(bucketSums(pgRows), bucketSums(chRows), async (b) => {
         const from = BigInt(b) * BigInt(size);
         const to = from + BigInt(size);
-        return Promise.all([
-          pgQuery<KeyRow>(`SELECT ${plan.pgKey} AS key, ${plan.pgHash} AS hash FROM ${spec.qualified} t WHERE t.${k} >= $1 AND t.${k} < $2`, [from.toString(), to.toString()]),
-          chQuery<KeyRow>(`SELECT ${plan.chKey} AS key, ${plan.chHash} AS hash FROM ${live} AND ${ck} >= ${from} AND ${ck} < ${to}`),
-        ]);
+        return Promise.all([pgQuery<KeyRow>(pq.rangeRows, [from.toString(), to.toString()]), chQuery<KeyRow>(cq.rangeRows(from, to))]);
       });
       lo = await next(hi);
     }
   } else {
-    const [pgRows, chRows] = await Promise.all([
-      pgQuery<{ b: string; n: string; s: string | null }>(`SELECT ${pgBucket} AS b, count(*)::text AS n, sum(${pgHash64(plan.pgHash)})::text AS s FROM ${spec.qualified} t GROUP BY 1`),
-      chQuery<{ b: string; n: string; s: string }>(`SELECT ${chBucket(0)} AS b, toString(count()) AS n, toString(sum(${chHash64(plan.chHash)})) AS s FROM ${live} GROUP BY b`),
-    ]);
-    await compare(sums(pgRows), sums(chRows), async (b) =>
-      Promise.all([
-        pgQuery<KeyRow>(`SELECT ${plan.pgKey} AS key, ${plan.pgHash} AS hash FROM ${spec.qualified} t WHERE substr(md5(${plan.pgKey}), 1, 3) = $1`, [b]),
-        chQuery<KeyRow>(`SELECT ${plan.chKey} AS key, ${plan.chHash} AS hash FROM ${live} AND ${chBucket(0)} = ${chLiteral(b)}`),
-      ]),
-    );
+    const [pgRows, chRows] = await Promise.all([pgQuery<{ b: string; n: string; s: string | null }>(pq.hashSums), chQuery<{ b: string; n: string; s: string }>(cq.hashSums)]);
+    await compare(bucketSums(pgRows), bucketSums(chRows), async (b) => Promise.all([pgQuery<KeyRow>(pq.hashRows, [b]), chQuery<KeyRow>(cq.hashRows(b))]));
   }
   const report: TableReport = {
     table: name,

@@ -36,10 +36,11 @@ export interface ClickHouseMigration {
   version: ServerVersion;
 }
 
-export async function migrateClickHouse(config: Config, logger: Logger, specs: readonly TableSpec[]): Promise<ClickHouseMigration> {
+export async function migrateClickHouse(config: Config, logger: Logger, specs: readonly TableSpec[], opts: { client?: ClickHouseClient } = {}): Promise<ClickHouseMigration> {
   const log = logger.child({ component: 'migrate', target: 'clickhouse' });
-  // The user's default database: CLICKHOUSE_DATABASE may not exist yet.
-  const client = createClickHouse(config, logger, { database: null, requestTimeoutMs: Math.max(config.clickhouseRequestTimeoutMs, 600_000) });
+  // The user's default database: CLICKHOUSE_DATABASE may not exist yet. (`opts.client`: another
+  // engine behind the same calls — the conformance suite's embedded current ClickHouse.)
+  const client = opts.client ?? createClickHouse(config, logger, { database: null, requestTimeoutMs: Math.max(config.clickhouseRequestTimeoutMs, 600_000) });
   const db = config.clickhouseDatabase;
   const applied: string[] = [];
   const tables: ClickHouseTableMigration[] = [];

@@ -106,10 +106,11 @@ export function sameType(actual: string, wanted: string): boolean {
     [/^(Nullable\()?DateTime(64\(\d,'UTC'\)|\('UTC'\))\)?$/, /^(Nullable\()?DateTime(64\(\d,'UTC'\)|\('UTC'\))\)?$/],
     [/^(Nullable\()?Date(32)?\)?$/, /^(Nullable\()?Date(32)?\)?$/],
     [/^(Nullable\()?(Bool|UInt8)\)?$/, /^(Nullable\()?(Bool|UInt8)\)?$/],
-    [/^(Nullable\()?(LowCardinality\()?String\)?\)?$/, /^(Nullable\()?(LowCardinality\()?String\)?\)?$/],
+    [/^(Nullable\(|LowCardinality\(Nullable\()?(LowCardinality\()?String\)*$/, /^(Nullable\(|LowCardinality\(Nullable\()?(LowCardinality\()?String\)*$/],
     [/^(Nullable\()?(Float(32|64)|String)\)?$/, /^(Nullable\()?(Float(32|64)|String)\)?$/],
   ];
-  return families.some(([a, b]) => a.test(norm(actual)) && b.test(norm(wanted)) && norm(actual).startsWith('Nullable(') === norm(wanted).startsWith('Nullable('));
+  const isNullable = (t: string) => t.startsWith('Nullable(') || t.startsWith('LowCardinality(Nullable(');
+  return families.some(([a, b]) => a.test(norm(actual)) && b.test(norm(wanted)) && isNullable(norm(actual)) === isNullable(norm(wanted)));
 }
 
 /**

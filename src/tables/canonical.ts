@@ -27,22 +27,30 @@ export interface CanonicalPair {
 
 const stripNullable = (t: string) => /^Nullable\((.*)\)$/.exec(t)?.[1] ?? t;
 const stripLowCardinality = (t: string) => /^LowCardinality\((.*)\)$/.exec(t)?.[1] ?? t;
+/** The type without Nullable and LowCardinality, in either order. */
+const bare = (t: string) => stripNullable(stripLowCardinality(stripNullable(t)));
+/** Whether the column holds NULLs: `Nullable(T)` or `LowCardinality(Nullable(T))`. */
+const isNullable = (t: string) => t.startsWith('Nullable(') || t.startsWith('LowCardinality(Nullable(');
 
 /** Canonical text of a non-NULL scalar: [pg(expr), ch(expr)], or null when the pair is unknown. */
 function scalarCanon(typname: string, chType: string): [(e: string) => string, (e: string) => string] | null {
-  const t = stripLowCardinality(stripNullable(chType));
+  const t = bare(chType);
   if (t === 'String') return [(e) => `${e}::text`, (e) => e];
   if (/^U?Int(8|16|32|64)$/.test(t) && typname !== 'bool') return [(e) => `${e}::text`, (e) => `toString(${e})`];
   if (/^Decimal/.test(t)) {
     // PostgreSQL 13+: trim_scale; ClickHouse: trailing zeros (and a bare point) trimmed when there is a point.
     return [(e) => `trim_scale(${e})::text`, (e) => `if(position(toString(${e}), '.') > 0, replaceRegexpOne(toString(${e}), '\\\\.?0*$', ''), toString(${e}))`];
   }
-  if (t === 'Float64') return [(e) => `CASE WHEN ${e} = 'NaN'::float8 THEN 'nan' ELSE encode(float8send(${e}), 'hex') END`, (e) => `if(isNaN(${e}), 'nan', lower(hex(reverse(reinterpretAsString(toFloat64(${e}))))))`];
-  if (t === 'Float32') return [(e) => `CASE WHEN ${e} = 'NaN'::float4 THEN 'nan' ELSE encode(float4send(${e}), 'hex') END`, (e) => `if(isNaN(${e}), 'nan', lower(hex(reverse(reinterpretAsString(toFloat32(${e}))))))`];
+  // reinterpretAsFixedString, not reinterpretAsString: the latter drops trailing zero bytes, so
+  // 0.0 and subnormals printed short (found on 26.7 by the conformance suite).
+  if (t === 'Float64') return [(e) => `CASE WHEN ${e} = 'NaN'::float8 THEN 'nan' ELSE encode(float8send(${e}), 'hex') END`, (e) => `if(isNaN(${e}), 'nan', lower(hex(reverse(reinterpretAsFixedString(toFloat64(${e}))))))`];
+  if (t === 'Float32') return [(e) => `CASE WHEN ${e} = 'NaN'::float4 THEN 'nan' ELSE encode(float4send(${e}), 'hex') END`, (e) => `if(isNaN(${e}), 'nan', lower(hex(reverse(reinterpretAsFixedString(toFloat32(${e}))))))`];
   if (t === 'Bool' || (t === 'UInt8' && typname === 'bool')) return [(e) => `CASE WHEN ${e} THEN '1' ELSE '0' END`, (e) => `toString(toUInt8(${e}))`];
-  if (t === 'UUID' || t === 'Date' || t === 'Date32') return [(e) => `${e}::text`, (e) => `toString(${e})`];
+  if (t === 'UUID' || t === 'Date32') return [(e) => `${e}::text`, (e) => `toString(${e})`];
+  // 18.16 prints the epoch (day 0, second 0) as 0000-00-00 [00:00:00]; the value is right.
+  if (t === 'Date') return [(e) => `${e}::text`, (e) => `if(toUInt16(${e}) = 0, '1970-01-01', toString(${e}))`];
   if (/^DateTime64\(6/.test(t)) return [(e) => `to_char(${e}, 'YYYY-MM-DD HH24:MI:SS.US')`, (e) => `toString(${e})`];
-  if (/^DateTime(\(|$)/.test(t)) return [(e) => `to_char(date_trunc('second', ${e}), 'YYYY-MM-DD HH24:MI:SS')`, (e) => `toString(${e})`];
+  if (/^DateTime(\(|$)/.test(t)) return [(e) => `to_char(date_trunc('second', ${e}), 'YYYY-MM-DD HH24:MI:SS')`, (e) => `if(toUInt32(${e}) = 0, '1970-01-01 00:00:00', toString(${e}))`];
   return null;
 }
 
@@ -73,6 +81,6 @@ export function canonicalPair(column: PgColumn, chType: string, alias: string, n
   const [p, c] = s;
   return {
     pg: `CASE WHEN ${pgCol} IS NULL THEN '-' ELSE ${lenPrefixPg(p(pgCol))} END`,
-    ch: chType.startsWith('Nullable(') ? `if(isNull(${chCol}), '-', ${lenPrefixCh(c(`assumeNotNull(${chCol})`))})` : lenPrefixCh(c(chCol)),
+    ch: isNullable(chType) ? `if(isNull(${chCol}), '-', ${lenPrefixCh(c(`assumeNotNull(${chCol})`))})` : lenPrefixCh(c(chCol)),
   };
 }

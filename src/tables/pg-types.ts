@@ -124,6 +124,16 @@ function scalar(typname: string, typtype: string): ScalarType | null {
   return TYPES[typname] ?? null;
 }
 
+/**
+ * `Nullable(t)`, except that ClickHouse wants `LowCardinality(Nullable(String))`: a
+ * `Nullable(LowCardinality(…))` is refused ("Nested type LowCardinality(String) cannot be inside
+ * Nullable type", found on 26.7 by the conformance suite).
+ */
+export function nullable(t: string): string {
+  const lc = /^LowCardinality\((.*)\)$/.exec(t);
+  return lc ? `LowCardinality(Nullable(${lc[1]}))` : `Nullable(${t})`;
+}
+
 /** What a column becomes: its ClickHouse type and how its values are read and encoded. */
 export interface ColumnMapping {
   /** ClickHouse type of the column, Nullable where PostgreSQL allows NULL (never for arrays). */
@@ -149,7 +159,7 @@ export function mapColumn(column: PgColumn, caps: Capabilities): Mapping {
     return {
       ok: true,
       mapping: {
-        clickhouse: `Array(Nullable(${inner}))`,
+        clickhouse: `Array(${nullable(inner)})`,
         nullFlagColumn: column.notNull ? null : `${column.name}${NULL_FLAG_SUFFIX}`,
         // Every element as its text (NULL elements stay null): exact, whatever the element type.
         select: (q) => `array_to_json(${q}::text[])`,
@@ -163,7 +173,7 @@ export function mapColumn(column: PgColumn, caps: Capabilities): Mapping {
   return {
     ok: true,
     mapping: {
-      clickhouse: column.notNull ? ch : `Nullable(${ch})`,
+      clickhouse: column.notNull ? ch : nullable(ch),
       nullFlagColumn: null,
       select: (q) => `${q}::text`,
       encode: (v) => s.encode(String(v)),

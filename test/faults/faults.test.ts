@@ -34,6 +34,7 @@ import {
   settings,
   sleep,
   startLoad,
+  ORDER_LINES_DDL,
   startServiceAsync,
   topicMessages,
   verifyJson,
@@ -68,17 +69,29 @@ interface Driven {
  * One scenario: fresh isolation, migrate, audit view, load on, `drive` (starts the processes and
  * does the damage, leaving a working set running), load off, drain, verify, report.
  */
-async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>, env: Record<string, string> = {}): Promise<void> {
+async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>, env: Record<string, string> = {}, opts: { twoTables?: boolean } = {}): Promise<void> {
   const started = Date.now();
-  const iso = await isolate({ LOG_LEVEL: 'debug', SWEEP_INTERVAL_MS: '2000', RETRY_MAX_DELAY_MS: '2000', HTTP_PORT: '0', ...env });
+  const run = Math.random().toString(36).slice(2, 8);
+  let tablesEnv: Record<string, string> = {};
+  if (opts.twoTables) {
+    // user_login and a composite-key table, in one process; topics of their own.
+    const file = path.join(logDir(), `${name}.tables.json`);
+    writeFileSync(file, JSON.stringify({ tables: { 'public.user_login': { topic: `user_event_${run}` }, 'shop.order_lines': { topic: `order_lines_${run}` } } }));
+    tablesEnv = { STREAMER_TABLES: 'public.user_login, shop.order_lines', STREAMER_CONFIG: file, KAFKA_TOPIC: '', KAFKA_DLQ_TOPIC: '' };
+  }
+  const iso = await isolate({ LOG_LEVEL: 'debug', SWEEP_INTERVAL_MS: '2000', RETRY_MAX_DELAY_MS: '2000', HTTP_PORT: '0', ...tablesEnv, ...env });
   const cliEnv = { ...iso.env, LOG_LEVEL: 'warn' };
   const services: Service[] = [];
   const load = { current: null as ReturnType<typeof startLoad> | null };
+  const loadTables: Parameters<typeof startLoad>[2] = opts.twoTables ? ['public.user_login', 'shop.order_lines'] : ['public.user_login'];
+  const auditTables = opts.twoTables ? ['user_login', 'order_lines'] : ['user_login'];
   try {
+    if (opts.twoTables) await withPg(iso.config, (c) => c.query(ORDER_LINES_DDL));
     const m = await runCli(['migrate'], cliEnv);
     expect(m.code, m.stderr).toBe(0);
     await createAudit(iso.config);
-    load.current = startLoad(iso.config);
+    if (opts.twoTables) await createAudit(iso.config, 'order_lines', "concat(toString(order_id), ':', toString(line))");
+    load.current = startLoad(iso.config, settings, loadTables);
     let inserted = 0; // by loads stopped before the current one
     const ctx: Ctx = {
       iso,
@@ -93,14 +106,14 @@ async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>, env:
         inserted += load.current?.inserted ?? 0;
       },
       resumeLoad() {
-        load.current = startLoad(iso.config, { ...settings, rows: Math.max(0, settings.rows - inserted) });
+        load.current = startLoad(iso.config, { ...settings, rows: Math.max(0, settings.rows - inserted) }, loadTables);
       },
     };
     const driven = await drive(ctx);
     await load.current.stop();
     const status = await waitDrained(cliEnv);
     const v = await verifyJson(cliEnv);
-    const audit = await readAudit(iso.config);
+    const audit = await readAudit(iso.config, auditTables);
     const logs = services.map((s) => s.logFile);
     const totals = logTotals([...new Set(logs)]);
     const crashes = services.reduce((n, s) => n + s.crashes, 0);
@@ -122,7 +135,7 @@ async function scenario(name: string, drive: (ctx: Ctx) => Promise<Driven>, env:
       crashes,
       topicMessages: await topicMessages(iso.config),
       skipped: totals.skipped,
-      lost: r?.missing ?? -1,
+      lost: r ? r.missing + r.stale + r.deletedButPresent : -1,
       duplicated: r?.duplicated ?? -1,
       auditDuplicates: audit.duplicates,
       seconds: (Date.now() - started) / 1000,
@@ -223,12 +236,14 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
       `${((Date.now() - suiteStarted) / 1000).toFixed(0)} s\n` +
       `sizes: ${JSON.stringify({ ...settings, logDir: undefined, only: undefined })}\n\n${table}\n\n` +
       `rows: in PostgreSQL at the end; kills (aimed): SIGKILLs (of them, right after a ClickHouse insert,\n` +
-      `before the offset commit); topic msgs: messages in Kafka (republished = the at-least-once\n` +
-      `re-publishes after a producer kill or outage; topic-recreated: the last topic's only);\n` +
+      `before the offset commit); topic msgs: messages in the (first) table's topic — every insert,\n` +
+      `update and delete, and the at-least-once re-publishes after a kill or outage (topic-recreated:\n` +
+      `the last topic's only);\n` +
       `skipped: ids the consumers dropped because\n` +
-      `ClickHouse had them already; lost / duplicated: streamer verify's missing / duplicated\n` +
+      `ClickHouse had them already; lost: streamer verify's missing + stale + deleted-but-present;\n` +
+      `duplicated: verify's versions stored twice (the load: 60 % inserts, 30 % updates, 10 % deletes)\n` +
       `(dead-lettered rows, dead-letters-bulk, are neither: verify counts them apart);\n` +
-      `dup inserts: duplicate inserts that ever reached ClickHouse (audit view, merge-proof).\n` +
+      `dup inserts: versions inserted twice that ever reached ClickHouse (audit view, merge-proof).\n` +
       `logs: ${settings.logDir}\n`;
     writeFileSync(path.join(logDir(), 'summary.txt'), summary);
     console.log(`\n${summary}`);
@@ -257,6 +272,20 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
       const run = ctx.service('run', 'run');
       return killLoop(ctx, run, settings.runKills);
     });
+  }, KILL_TIMEOUT);
+
+  // Issue 11: two tables in one process — user_login and a composite-key table — both under the
+  // mixed load, `streamer run` killed at random moments.
+  it(`two tables: streamer run SIGKILL ×${settings.runKills} at random moments, restarted each time`, async () => {
+    await scenario(
+      'two-tables-run-kill',
+      async (ctx) => {
+        const run = ctx.service('run', 'run');
+        return killLoop(ctx, run, settings.runKills);
+      },
+      {},
+      { twoTables: true },
+    );
   }, KILL_TIMEOUT);
 
   it(`Kafka stopped and started ×${settings.outages} (producer + consumer)`, async () => {

@@ -57,7 +57,7 @@ describe('PostgreSQL migrations', () => {
       triggers: (await c.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'user_login'::regclass AND NOT tgisinternal ORDER BY tgname`)).rows.map((r) => r.tgname),
     }));
     expect(objects.index).toMatch(/WHERE \(sent_to_kafka IS NOT TRUE\)/);
-    expect(objects.triggers).toEqual(['streamer_user_login_changed', 'streamer_user_login_deleted', 'streamer_user_login_inserted', 'streamer_user_login_reset', 'streamer_user_login_truncated']);
+    expect(objects.triggers).toEqual(['streamer_user_login_changed', 'streamer_user_login_deleted', 'streamer_user_login_inserted', 'streamer_user_login_truncated', 'streamer_user_login_updated']);
   });
 
   it('the claim reads only the pending rows through the partial index', async () => {

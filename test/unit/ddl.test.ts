@@ -112,5 +112,8 @@ describe('planTable', () => {
     expect(sameType('Nullable(UInt8)', 'Nullable(Bool)')).toBe(true);
     expect(sameType('Nullable(UInt8)', 'Bool')).toBe(false);
     expect(sameType('Int32', 'Int64')).toBe(false);
+    // An enum column made on 18.16 (String) is the same column after an upgrade.
+    expect(sameType('Nullable(String)', 'LowCardinality(Nullable(String))')).toBe(true);
+    expect(sameType('String', 'LowCardinality(Nullable(String))')).toBe(false);
   });
 });
