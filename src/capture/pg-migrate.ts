@@ -211,7 +211,7 @@ export async function backfill(
     const casts = spec.keyColumns.map((k, i) => `${pgIdent(k)}::text AS k${i}`).join(', ');
     const res = await client.query<Record<string, string>>(
       `WITH picked AS (SELECT ${keys} FROM ${spec.qualified} ${after} ORDER BY ${keys} LIMIT ${chunk}),
-            queued AS (INSERT INTO ${o.changes} (version, op, ${keys}) SELECT nextval('streamer_version_seq'), 'U', ${spec.keyColumns.map((k) => `${pgIdent(k)}::text`).join(', ')} FROM picked RETURNING version)
+            queued AS (INSERT INTO ${o.changes} (_version, _op, ${keys}) SELECT nextval('streamer_version_seq'), 'U', ${spec.keyColumns.map((k) => `${pgIdent(k)}::text`).join(', ')} FROM picked RETURNING _version)
        SELECT count(*)::int AS n, (SELECT row_to_json(x) FROM (SELECT ${casts} FROM picked ORDER BY ${keys} DESC LIMIT 1) x)::text AS last FROM queued`,
       last ?? [],
     );

@@ -46,10 +46,15 @@ export function keyTextSql(spec: TableSpec, alias: string): string {
  * flag and the excluded columns.
  */
 function rowsDiffer(left: string, right: string, ignored: readonly string[]): string {
-  const text = `${left}::text IS DISTINCT FROM ${right}::text`;
+  // `ROW(n.*)`, `to_jsonb(n.*)`: the whole row even when the table has a column named like the
+  // alias (a bare `n::text` is "ambiguous" then — and the application's UPDATE would fail).
+  const plpgsql = (a: string) => a === 'NEW' || a === 'OLD';
+  const row = (a: string) => (plpgsql(a) ? a : `${a}.*`);
+  const asText = (a: string) => (plpgsql(a) ? `${a}::text` : `ROW(${a}.*)::text`);
+  const text = `${asText(left)} IS DISTINCT FROM ${asText(right)}`;
   if (ignored.length === 0) return text;
   const minus = `ARRAY[${ignored.map(pgLiteral).join(', ')}]::text[]`;
-  return `(${text} AND (to_jsonb(${left}) - ${minus}) IS DISTINCT FROM (to_jsonb(${right}) - ${minus}))`;
+  return `(${text} AND (to_jsonb(${row(left)}) - ${minus}) IS DISTINCT FROM (to_jsonb(${row(right)}) - ${minus}))`;
 }
 
 // ---------------------------------------------------------------------------------- install
@@ -77,8 +82,8 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
   const keyList = keys.map(col).join(', ');
   const out: string[] = [
     `CREATE TABLE IF NOT EXISTS ${o.changes} (
-       version bigint PRIMARY KEY,
-       op "char" NOT NULL,
+       _version bigint PRIMARY KEY,
+       _op "char" NOT NULL,
        ${keys.map((k) => `${col(k)} text`).join(',\n       ')}
      )`,
     `COMMENT ON TABLE ${o.changes} IS ${pgLiteral(`streamer: changes of ${spec.schema}.${spec.table} not published yet (I insert, U update, D delete, T truncate)`)}`,
@@ -90,9 +95,10 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
      END $$`,
     `CREATE OR REPLACE FUNCTION ${fn('truncated')}() RETURNS trigger ${definer} $$
      BEGIN
+       -- (The log's own columns are _version and _op: a key column may be called version or op.)
        -- What was pending is moot: the marker tells the consumer to delete every older version.
        DELETE FROM ${o.changes};
-       INSERT INTO ${o.changes} (version, op) VALUES (${nextval}, 'T');
+       INSERT INTO ${o.changes} (_version, _op) VALUES (${nextval}, 'T');
        PERFORM ${notify};
        RETURN NULL;
      END $$`,
@@ -113,7 +119,7 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
       `CREATE OR REPLACE FUNCTION ${fn('changed')}() RETURNS trigger ${definer} $$
        BEGIN
          IF ${keys.map((k) => `OLD.${col(k)} IS DISTINCT FROM NEW.${col(k)}`).join(' OR ')} THEN
-           INSERT INTO ${o.changes} (version, op, ${keyList}) VALUES (${nextval}, 'D', ${keys.map((k) => `OLD.${col(k)}::text`).join(', ')});
+           INSERT INTO ${o.changes} (_version, _op, ${keyList}) VALUES (${nextval}, 'D', ${keys.map((k) => `OLD.${col(k)}::text`).join(', ')});
          END IF;
          IF ${rowsDiffer('NEW', 'OLD', [spec.capture.column, ...spec.exclude])} THEN
            NEW := jsonb_populate_record(NEW, jsonb_build_object(${pgLiteral(spec.capture.column)}, false));
@@ -140,7 +146,7 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
       // Deletes leave no row to flag: their keys go to the change log, with their version.
       `CREATE OR REPLACE FUNCTION ${fn('deleted')}() RETURNS trigger ${definer} $$
        BEGIN
-         INSERT INTO ${o.changes} (version, op, ${keyList})
+         INSERT INTO ${o.changes} (_version, _op, ${keyList})
          SELECT ${nextval}, 'D', ${keys.map((k) => `g.${col(k)}::text`).join(', ')} FROM streamer_gone g;
          PERFORM ${notify};
          RETURN NULL;
@@ -156,19 +162,19 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
       `CREATE OR REPLACE FUNCTION ${fn('logged')}() RETURNS trigger ${definer} $$
        BEGIN
          IF TG_OP = 'INSERT' THEN
-           INSERT INTO ${o.changes} (version, op, ${keyList})
+           INSERT INTO ${o.changes} (_version, _op, ${keyList})
            SELECT ${nextval}, 'I', ${keys.map((k) => `n.${col(k)}::text`).join(', ')} FROM streamer_new n;
          ELSIF TG_OP = 'DELETE' THEN
-           INSERT INTO ${o.changes} (version, op, ${keyList})
+           INSERT INTO ${o.changes} (_version, _op, ${keyList})
            SELECT ${nextval}, 'D', ${keys.map((k) => `o.${col(k)}::text`).join(', ')} FROM streamer_old o;
          ELSE
            -- Rows whose replicated values changed, under their (new) key; and the old key of
            -- rows whose key changed, which now stand for a delete.
-           INSERT INTO ${o.changes} (version, op, ${keyList})
+           INSERT INTO ${o.changes} (_version, _op, ${keyList})
            SELECT ${nextval}, 'U', ${keys.map((k) => `n.${col(k)}::text`).join(', ')}
              FROM streamer_new n LEFT JOIN streamer_old o ON ${joinKeys}
             WHERE o.${col(keys[0] as PgColumn)} IS NULL OR ${changed};
-           INSERT INTO ${o.changes} (version, op, ${keyList})
+           INSERT INTO ${o.changes} (_version, _op, ${keyList})
            SELECT ${nextval}, 'D', ${keys.map((k) => `o.${col(k)}::text`).join(', ')}
              FROM streamer_old o WHERE NOT EXISTS (SELECT 1 FROM streamer_new n WHERE ${joinKeys});
          END IF;
@@ -246,19 +252,19 @@ SELECT c.*, nextval('streamer_version_seq')::text AS _version FROM c`;
     markSent = `UPDATE ${spec.qualified} t SET ${flag} = TRUE WHERE ${keyIn(spec, 't')}`;
   }
   const claimChanges = `
-SELECT c.version::text AS version, c.op, ${keySelects.join(', ')}, CASE WHEN c.op = 'T' THEN NULL ELSE ${keyTextSql(spec, 'c')} END AS key
+SELECT c._version::text AS version, c._op AS op, ${keySelects.join(', ')}, CASE WHEN c._op = 'T' THEN NULL ELSE ${keyTextSql(spec, 'c')} END AS key
   FROM ${o.changes} c
- WHERE c.op = 'T' OR ${failedFilter(spec, 'c')}
- ORDER BY c.version
+ WHERE c._op = 'T' OR ${failedFilter(spec, 'c')}
+ ORDER BY c._version
  LIMIT $1
    FOR UPDATE OF c SKIP LOCKED`;
-  const deleteChanges = `DELETE FROM ${o.changes} WHERE version = ANY($1::bigint[])`;
+  const deleteChanges = `DELETE FROM ${o.changes} WHERE _version = ANY($1::bigint[])`;
   const readRows = `
 SELECT ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}, ${selects.join(', ')}
   FROM ${spec.qualified} t
  WHERE ${keyIn(spec, 't')}`;
   const pendingRows =
     spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
-  const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c.op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
+  const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c._op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
   return { claimRows, markSent, claimChanges, deleteChanges, readRows, countPending };
 }

@@ -243,21 +243,32 @@ export function pgVerifyQueries(spec: TableSpec, plan: VerifyPlan) {
   };
 }
 
+/**
+ * ClickHouse resolves an alias before a column of the same name, anywhere in the query (a table
+ * with a column `n` turned `count() AS n` into "an aggregate inside an aggregate"): every alias of
+ * a query that also reads the user's columns carries this prefix, and `unprefixed` removes it.
+ */
+export const CH_ALIAS = '__streamer_';
+export const unprefixed = <R>(row: Record<string, unknown>): R =>
+  Object.fromEntries(Object.entries(row).map(([k, v]) => [k.startsWith(CH_ALIAS) ? k.slice(CH_ALIAS.length) : k, v])) as R;
+
 export function chVerifyQueries(spec: TableSpec, plan: VerifyPlan) {
   const live = `${plan.chTable} AS t FINAL WHERE _deleted = 0`;
   const ck = plan.integerKey ? chIdent(plan.integerKey) : '';
   const keyCols = spec.keyColumns.map(chIdent).join(', ');
+  const a = (name: string) => `${CH_ALIAS}${name}`;
   const hashBucket = `substring(lower(hex(MD5(${plan.chKey}))), 1, 3)`;
-  const sums = (bucket: string) => `SELECT toString(${bucket}) AS b, toString(count()) AS n, toString(sum(${chHash64(plan.chHash)})) AS s FROM ${live}`;
+  const sums = (bucket: string) => `SELECT toString(${bucket}) AS ${a('b')}, toString(count()) AS ${a('n')}, toString(sum(${chHash64(plan.chHash)})) AS ${a('s')} FROM ${live}`;
   return {
     /** Every stored row, and its distinct (key, version) pairs: more rows than pairs = duplicated versions. */
-    stored: `SELECT toString(count()) AS n, toString(uniqExact(${keyCols}, _version)) AS u FROM ${plan.chTable}`,
-    duplicatedExamples: (limit: number) => `SELECT ${plan.chKey} AS k, toString(_version) AS v FROM ${plan.chTable} AS t GROUP BY k, _version HAVING count() > 1 LIMIT ${limit}`,
-    minKey: (from: bigint | null) => `SELECT toString(count()) AS n, toString(min(${ck})) AS m FROM ${live}${from === null ? '' : ` AND ${ck} >= ${from}`}`,
-    rangeSums: (size: number, lo: bigint, hi: bigint) => `${sums(`intDiv(${ck}, ${size})`)} AND ${ck} >= ${lo} AND ${ck} < ${hi} GROUP BY b`,
-    rangeRows: (from: bigint, to: bigint) => `SELECT ${plan.chKey} AS key, ${plan.chHash} AS hash FROM ${live} AND ${ck} >= ${from} AND ${ck} < ${to}`,
-    hashSums: `${sums(hashBucket)} GROUP BY b`,
-    hashRows: (bucket: string) => `SELECT ${plan.chKey} AS key, ${plan.chHash} AS hash FROM ${live} AND ${hashBucket} = ${chLiteral(bucket)}`,
+    stored: `SELECT toString(count()) AS ${a('n')}, toString(uniqExact(${keyCols}, _version)) AS ${a('u')} FROM ${plan.chTable}`,
+    duplicatedExamples: (limit: number) =>
+      `SELECT ${plan.chKey} AS ${a('k')}, toString(_version) AS ${a('v')} FROM ${plan.chTable} AS t GROUP BY ${a('k')}, _version HAVING count() > 1 LIMIT ${limit}`,
+    minKey: (from: bigint | null) => `SELECT toString(count()) AS ${a('n')}, toString(min(${ck})) AS ${a('m')} FROM ${live}${from === null ? '' : ` AND ${ck} >= ${from}`}`,
+    rangeSums: (size: number, lo: bigint, hi: bigint) => `${sums(`intDiv(${ck}, ${size})`)} AND ${ck} >= ${lo} AND ${ck} < ${hi} GROUP BY ${a('b')}`,
+    rangeRows: (from: bigint, to: bigint) => `SELECT ${plan.chKey} AS ${a('key')}, ${plan.chHash} AS ${a('hash')} FROM ${live} AND ${ck} >= ${from} AND ${ck} < ${to}`,
+    hashSums: `${sums(hashBucket)} GROUP BY ${a('b')}`,
+    hashRows: (bucket: string) => `SELECT ${plan.chKey} AS ${a('key')}, ${plan.chHash} AS ${a('hash')} FROM ${live} AND ${hashBucket} = ${chLiteral(bucket)}`,
   };
 }
 
@@ -352,7 +363,7 @@ async function verifyTable(
   const name = tableKey(spec);
   const chQuery = async <R>(query: string): Promise<R[]> => {
     try {
-      return await (await ch.query({ query, format: 'JSONEachRow' })).json<R>();
+      return (await (await ch.query({ query, format: 'JSONEachRow' })).json<Record<string, unknown>>()).map((r) => unprefixed<R>(r));
     } catch (err) {
       throw new StreamerError(`ClickHouse query of ${plan.chTable} failed: ${clickhouseErrorText(err)}`, { cause: err });
     }
@@ -456,7 +467,7 @@ async function keyFacts(
   const flagged = spec.capture.kind === 'flag' ? `SELECT ${pgKey} AS k FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE UNION ALL ` : '';
   // The change log holds each key column as text: typed again, the canonical expressions apply.
   const typed = spec.keyColumns.map((k) => `c.${pgIdent(k)}::${(spec.columns.find((col) => col.name === k) as PgColumn).type} AS ${pgIdent(k)}`).join(', ');
-  for (const r of await pgQuery<{ k: string }>(`${flagged}SELECT ${pgKey} AS k FROM (SELECT ${typed} FROM ${o.changes} c WHERE c.op <> 'T') t`)) pending.add(r.k);
+  for (const r of await pgQuery<{ k: string }>(`${flagged}SELECT ${pgKey} AS k FROM (SELECT ${typed} FROM ${o.changes} c WHERE c._op <> 'T') t`)) pending.add(r.k);
   // streamer_failed_rows holds the Kafka key's text; the dead letters too: map them through the table.
   const failed = await pgQuery<{ key: string }>(`SELECT key FROM streamer_failed_rows WHERE table_name = $1`, [tableKey(spec)]);
   const deadKeys = await chQuery<{ key: string }>(`SELECT DISTINCT key FROM ${chIdent(config.clickhouseDatabase)}.streamer_dead_letters WHERE topic = ${chLiteral(spec.topic)}`);

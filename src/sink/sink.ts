@@ -260,16 +260,17 @@ export class TableSink<T> {
     if (rows.length === 0) return found;
     const keyExpr = this.keys.length === 1 ? chIdent((this.keys[0] as Column).name) : `(${this.keys.map((k) => chIdent(k.name)).join(', ')})`;
     // toString: every key type comes back as text, which canon() reads like a message's value.
-    const select = this.keys.map((k, i) => `toString(${chIdent(k.name)}) AS k${i}`).join(', ');
+    // Aliases that no column can be called (ClickHouse resolves an alias before a column of the same name).
+    const select = this.keys.map((k, i) => `toString(${chIdent(k.name)}) AS __streamer_k${i}`).join(', ');
     // Usually one query; more only when the keys would pass ~200 KB (18.16's max_query_size is 256 KiB).
     for (const list of chunkByLength(rows.map((r) => (r.keyLiterals.length === 1 ? (r.keyLiterals[0] as string) : `(${r.keyLiterals.join(', ')})`)), 200_000)) {
       const rs = await this.client.query({
-        query: `SELECT ${select}, toString(max(_version)) AS v FROM ${this.table} WHERE ${keyExpr} IN (${list.join(',')}) GROUP BY ${this.keys.map((k) => chIdent(k.name)).join(', ')}`,
+        query: `SELECT ${select}, toString(max(_version)) AS __streamer_v FROM ${this.table} WHERE ${keyExpr} IN (${list.join(',')}) GROUP BY ${this.keys.map((k) => chIdent(k.name)).join(', ')}`,
         format: 'JSONEachRow',
       });
       for (const r of await rs.json<Record<string, unknown>>()) {
-        const key = this.keys.map((k, i) => k.codec.canon(r[`k${i}`])).join('\u0000');
-        found.set(key, Number(r.v));
+        const key = this.keys.map((k, i) => k.codec.canon(r[`__streamer_k${i}`])).join('\u0000');
+        found.set(key, Number(r.__streamer_v));
       }
     }
     return found;

@@ -14,7 +14,7 @@ import { migratePostgres } from '../../src/capture/pg-migrate.js';
 import { drainBatch, loadSources, type TableSource } from '../../src/capture/producer.js';
 import type { Publisher } from '../../src/capture/publisher.js';
 import { CH_STATUS } from '../../src/ops/status.js';
-import { bucketSums, chVerifyQueries, pgVerifyQueries, verifyPlan } from '../../src/ops/verify.js';
+import { bucketSums, chVerifyQueries, pgVerifyQueries, unprefixed, verifyPlan } from '../../src/ops/verify.js';
 import { migrateClickHouse } from '../../src/sink/clickhouse-migrate.js';
 import { chColumns, viewName } from '../../src/sink/ddl.js';
 import { TableSink, type SinkInput } from '../../src/sink/sink.js';
@@ -120,7 +120,7 @@ async function verifySums(spec: TableSpec): Promise<{ pg: Map<string, unknown>; 
     for (const [k, v] of Object.entries(PG_TEXT_SETTINGS)) await c.query(`SET ${k} = '${v}'`);
     return plan.integerKey ? (await c.query(pq.rangeSums, ['-1000000000', '1000000000', 100])).rows : (await c.query(pq.hashSums)).rows;
   });
-  const chRows = engine.rows<{ b: string; n: string; s: string }>(plan.integerKey ? cq.rangeSums(100, -1_000_000_000n, 1_000_000_000n) : cq.hashSums);
+  const chRows = engine.rows<Record<string, unknown>>(plan.integerKey ? cq.rangeSums(100, -1_000_000_000n, 1_000_000_000n) : cq.hashSums).map((r) => unprefixed<{ b: string; n: string; s: string }>(r));
   return { pg: bucketSums(pgRows), ch: bucketSums(chRows) };
 }
 
@@ -217,7 +217,7 @@ describe(`a current ClickHouse (embedded)`, () => {
     expect([again.inserted, again.duplicates]).toEqual([0, 4]);
     expect(await differences(source.spec)).toEqual([]);
     const stored = chVerifyQueries(source.spec, verifyPlan(source.spec, DB, new Map(chColumns(source.spec, capabilities(version)).map((c) => [c.name, c.type]))));
-    const [dup] = engine.rows<{ n: string; u: string }>(stored.stored);
+    const [dup] = engine.rows<Record<string, unknown>>(stored.stored).map((x) => unprefixed<{ n: string; u: string }>(x));
     expect(dup?.n).toBe(dup?.u); // no (key, version) twice
     // is_deleted: FINAL alone hides the deleted keys, before and after the merge.
     const live = () => engine.rows<{ id: number }>(`SELECT id FROM ${DB}.user_login FINAL ORDER BY id`).map((x) => x.id);

@@ -175,3 +175,32 @@ describe('tables streamer refuses, each with one line and its fix', () => {
     expect(ok.code, ok.stderr).toBe(0);
   });
 });
+
+describe('column names that collide with the SQL streamer writes', () => {
+  let iso: Isolated;
+  let pipeline: Pipeline | null = null;
+  beforeAll(async () => {
+    iso = await isolate({ STREAMER_TABLES: 'awkward', SWEEP_INTERVAL_MS: '3600000' });
+    // The key is (version, op) — the names of the change log's own columns once — and n, o, t, c
+    // are the aliases of the triggers' and the producer's SQL: each must stay unambiguous.
+    await withPg(iso.config, (c) => c.query(`CREATE TABLE awkward (version int, op text, n int, o int, t text, c text, key text, PRIMARY KEY (version, op))`));
+    const m = await runCli(['migrate'], iso.env);
+    expect(m.code, m.stderr).toBe(0);
+    pipeline = await startPipeline(iso.config);
+  });
+  afterAll(async () => {
+    await pipeline?.stop();
+    await iso?.cleanup();
+  });
+
+  it('inserts, updates, key changes and deletes arrive; verify OK', async () => {
+    const sql = (text: string) => withPg(iso.config, (c) => c.query(text));
+    await sql(`INSERT INTO awkward VALUES (1, 'a', 1, 2, 't', 'c', 'k'), (2, 'b', 3, 4, NULL, NULL, NULL), (3, 'c', 5, 6, 'x', 'y', 'z')`);
+    await sql(`UPDATE awkward SET n = n + 10, o = 0 WHERE version = 1; UPDATE awkward SET op = 'b2' WHERE version = 2; DELETE FROM awkward WHERE version = 3`);
+    await converged(iso.config);
+    expect(await chQuery(iso.config, 'SELECT version, op, n, o, t, c, key FROM awkward_current ORDER BY version')).toEqual([
+      { version: 1, op: 'a', n: 11, o: 0, t: 't', c: 'c', key: 'k' },
+      { version: 2, op: 'b2', n: 3, o: 4, t: null, c: null, key: null },
+    ]);
+  });
+});

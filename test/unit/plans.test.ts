@@ -26,7 +26,9 @@ describe('capture install', () => {
     expect(sql).toContain('ON "Sales"."Order Items"');
     expect(sql).not.toMatch(/ON Sales\.|"Order Items"\."Order"/);
     // Excluded columns do not make an update a change.
-    expect(sql).toContain(`to_jsonb(n) - ARRAY['secret']::text[]`);
+    expect(sql).toContain(`to_jsonb(n.*) - ARRAY['secret']::text[]`);
+    // Whole rows as ROW(n.*): a column named n (or o) must not make the reference ambiguous.
+    expect(sql).toContain('ROW(n.*)::text IS DISTINCT FROM ROW(o.*)::text');
   });
 
   it("flag mode names no replicated column in a trigger's UPDATE OF list or WHEN clause (ALTER COLUMN TYPE must keep working)", () => {
