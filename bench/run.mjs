@@ -1139,7 +1139,7 @@ async function partVerify() {
   const s = await scratch('verify');
   log(`(i) verify: filling ${n} rows on both sides`);
   await fill(s, n, { sent: true });
-  const dt = (await s.ch.scalar(`SELECT type FROM system.columns WHERE database = '${s.name}' AND table = 'user_login' AND name = 'event_time'`)).trim();
+  const dt = String(await s.ch.query(`SELECT type FROM system.columns WHERE database = '${s.name}' AND table = 'user_login' AND name = 'event_time'`)).trim();
   const time = dt.includes('DateTime64')
     ? `toDateTime64('2024-01-01 00:00:00', 6, 'UTC') + toIntervalSecond(g) + toIntervalMicrosecond(g % 1000)`
     : `toDateTime('2024-01-01 00:00:00', 'UTC') + g`;
@@ -1181,7 +1181,7 @@ async function partWide() {
     for (let done = 0; done < n; done += 500_000) {
       await c.query(
         `INSERT INTO wide SELECT g, g % 100000, g % 30000, g * 1000003, (g % 100000) / 100.0, g / 10000.0, g / 7.0, g / 3.0,
-                'text ' || g, md5(g::text), 'v' || (g % 1000), g % 2 = 0, md5(g::text)::uuid, date '2024-01-01' + g % 3000,
+                'text ' || g, md5(g::text), 'v' || (g % 1000), g % 2 = 0, md5(g::text)::uuid, date '2024-01-01' + (g % 3000)::int,
                 timestamptz '2024-01-01 00:00:00+00' + g * interval '1.000001 second', timestamp '2024-01-01' + g * interval '1 second',
                 jsonb_build_object('g', g, 'k', 'v'), ARRAY['a' || g % 10, 'b'], (ARRAY['sad','ok','happy']::mood[])[1 + g % 3], g
            FROM generate_series($1::bigint, $2::bigint) g`,
