@@ -1014,6 +1014,40 @@ function table(res) {
     if (R.drain) add('f', '  streamer ÷ seed, end to end', `${f0(R.drain.rowsPerS / b.e2eRowsPerS)}×`);
     if (R.stages) add('f', '  streamer ÷ seed, producer', `${f0(R.stages.producer.rowsPerS / b.producerRowsPerS)}×`);
   }
+  if (R.updates) {
+    const u = R.updates;
+    for (const [k, label] of [
+      ['update_flag', 'app UPDATE/s, flag mode'],
+      ['update_log', 'app UPDATE/s, change-log mode'],
+      ['insert_log', 'app INSERT/s, change-log mode'],
+    ]) {
+      const x = u[k];
+      if (x) add('g', `${label}, pgbench -c ${u.clients} -T ${u.seconds} ×${u.rounds}: with / without triggers`, `${f0(x.withTriggers)} / ${f0(x.withoutTriggers)} (${f1(x.overheadPct)} % fewer)`);
+    }
+  }
+  if (R['update-latency']) {
+    const l = R['update-latency'];
+    const L = l.latencyMs;
+    add('h', `UPDATE → stored (the view's newest), ${f0(l.load.rate)} updates/s × ${l.seconds} s: p50 / p95 / p99 / max`, `${f1(L.p50)} / ${f1(L.p95)} / ${f1(L.p99)} / ${f1(L.max)} ms`);
+    add('h', '  not seen / verify at the end', `${l.missing} / ${l.verifyOk ? 'OK' : 'FAILED'}`);
+  }
+  if (R.verify) {
+    const v = R.verify;
+    add('i', `streamer verify, ${f0(v.rows)} equal rows: seconds / peak RSS`, `${f1(v.seconds)} s / ${f0(v.peakRssMB)} MB (${v.ok ? 'OK' : 'FAILED'})`, '≤ 60 s', v.seconds <= 60 && v.ok);
+  }
+  if (R.wide) {
+    const d = R.wide;
+    add('j', `20-column table, ${f0(d.rows)} rows → ClickHouse (streamer run)`, `${f0(d.rowsPerS)} rows/s`);
+    const c = d.cpuSeconds;
+    const us = (x) => (x === null || x === undefined ? '?' : f1((x / d.rows) * 1e6));
+    add('j', '  CPU µs per row: streamer / PostgreSQL / Kafka / ClickHouse', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)}`);
+  }
+  if (R.adopt) {
+    const a = R.adopt;
+    add('k', `migrate on a ${f0(a.rows)}-row table under writes: total / capture install / backfill`, `${f1(a.migrateSeconds)} s / ${f0(a.captureInstallMs)} ms / ${f1(a.backfillSeconds)} s (${f0(a.backfillRows)} rows)`);
+    add('k', '  app writes during migrate: p50 / p99 / max (before: p50 / max)', `${f1(a.appWritesDuringMigrateMs.p50)} / ${f1(a.appWritesDuringMigrateMs.p99)} / ${f1(a.appWritesDuringMigrateMs.max)} ms (${f1(a.appWritesBeforeMs.p50)} / ${f1(a.appWritesBeforeMs.max)} ms)`);
+    add('k', '  then replicated by streamer run', `${f0(a.replicateSeconds)} s (${f0(a.replicateRowsPerS)} rows/s)`);
+  }
   const head = ['part', 'measure', 'value', 'target', 'met'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (r) => `| ${r.map((c, i) => String(c).padEnd(w[i])).join(' | ')} |`;

@@ -161,6 +161,12 @@ describe('formatters', () => {
     expect(text).toContain('    stale                 1 — e.g. 7 (other values than PostgreSQL: an older version)');
     expect(text).toContain('    compared by content hash in 10 ranges of keys; 1 differed and was compared key by key');
     expect(formatVerify({ ...report, ok: true, tables: [{ ...table, ok: true }] }).split('\n')[0]).toMatch(/^OK:/);
+    // A table changed since migrate: nothing compared, the message instead.
+    const changed = { ...table, shapeChange: 'public.user_login changed since "streamer migrate" … — run "streamer migrate"' };
+    expect(formatVerify({ ...report, tables: [changed] }).split('\n').slice(1)).toEqual([
+      '  FAILED public.user_login → default.user_login',
+      '    public.user_login changed since "streamer migrate" … — run "streamer migrate"',
+    ]);
   });
 
   it('formatStatus prints one block per table, the partitions aligned, and a missing ClickHouse table', () => {
