@@ -25,7 +25,7 @@
  * one clear message, and resumes by itself once migrate has run for the new shape.
  */
 import type pg from 'pg';
-import { encodeTruncate, encodeValue, type EncodedMessage } from '../tables/codec.js';
+import { encodeFields, encodeTruncate, encodeValue, fieldPrefixes, type EncodedMessage } from '../tables/codec.js';
 import type { Config } from '../config/config.js';
 import { describeError, isRetriable, StreamerError, UnreachableError } from '../common/errors.js';
 import { kafkaFailure } from '../kafka/kafka.js';
@@ -61,7 +61,10 @@ export interface TableSource {
   /** `schema.table`: the name in streamer_failed_rows and streamer_tables. */
   name: string;
   plans: ProducerPlans;
-  names: string[];
+  /** The columns as JSON member starts (`"id":`), in the order of the SQL's c0…cN. */
+  prefixes: string[];
+  /** The claim's and readRows' result fields of the columns: c0…cN. */
+  fields: string[];
   encoders: Array<(v: unknown) => string>;
   /** What streamer_tables must record for this source's SQL to be right (pg-migrate.ts shapeOf). */
   shape: { capture: string; columns: string };
@@ -90,7 +93,8 @@ export function tableSource(spec: TableSpec): TableSource {
     spec,
     name: tableKey(spec),
     plans: producerPlans(spec),
-    names: spec.columns.map((c) => c.name),
+    prefixes: fieldPrefixes(spec.columns.map((c) => c.name)),
+    fields: spec.columns.map((_, i) => `c${i}`),
     shape: shapeOf(spec),
     encoders: spec.columns.map((c) => {
       const m = mapColumn(c, caps);
@@ -288,12 +292,16 @@ function rowKeysOf(spec: TableSpec, row: Record<string, unknown>): string[] {
 
 /** A row read from the table (c0…cN) → its upsert message. */
 function upsert(source: TableSource, row: Record<string, unknown>, version: string, versions: string[], rowKeys?: string[]): Pending {
-  const fragments = source.encoders.map((encode, i) => {
-    const v = row[`c${i}`];
-    return v === null || v === undefined ? 'null' : encode(v);
-  });
+  const { encoders, fields } = source;
+  const fragments = new Array<string>(encoders.length);
+  for (let i = 0; i < encoders.length; i++) {
+    const v = row[fields[i] as string];
+    fragments[i] = v === null || v === undefined ? 'null' : (encoders[i] as (v: unknown) => string)(v);
+  }
   const key = row.key as string;
-  return { message: { key, value: encodeValue(source.names, fragments, 'upsert', version) }, key, versions, ...(rowKeys ? { rowKeys } : {}) };
+  const pending: Pending = { message: { key, value: encodeFields(source.prefixes, fragments, 'upsert', version) }, key, versions };
+  if (rowKeys) pending.rowKeys = rowKeys;
+  return pending;
 }
 
 /**
@@ -328,7 +336,8 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   for (const [key, e] of entries) {
     const row = present.get(JSON.stringify(e.keys));
     if (row) {
-      out.push(upsert(source, { ...row, key }, e.version.toString(), e.versions));
+      row.key = key;
+      out.push(upsert(source, row, e.version.toString(), e.versions));
     } else {
       const fragments = spec.keyColumns.map((k, i) => {
         const idx = spec.columns.findIndex((c) => c.name === k);

@@ -72,6 +72,11 @@ interface Column {
   codec: ChCodec;
   /** A nullable array's companion column (`<name>__is_null`), if the table has it. */
   nullFlag: string | null;
+  /** Made once, used for every row: `"name":` and `"name__is_null":`. */
+  prefix: string;
+  nullFlagPrefix: string;
+  /** A key column (a delete keeps its value). */
+  key: boolean;
 }
 
 interface Row<T> {
@@ -135,7 +140,8 @@ export class TableSink<T> {
       if ((META_COLUMNS as readonly string[]).includes(r.name) || r.name.endsWith(NULL_FLAG_SUFFIX)) continue;
       const codec = chCodec(r.type, ctx);
       if (!codec) throw new StreamerError(`ClickHouse column ${database}.${name}.${r.name} has type ${r.type}, which streamer does not write — was the table made by "streamer migrate"?`);
-      columns.push({ name: r.name, codec, nullFlag: names.has(`${r.name}${NULL_FLAG_SUFFIX}`) ? `${r.name}${NULL_FLAG_SUFFIX}` : null });
+      const nullFlag = names.has(`${r.name}${NULL_FLAG_SUFFIX}`) ? `${r.name}${NULL_FLAG_SUFFIX}` : null;
+      columns.push({ name: r.name, codec, nullFlag, prefix: `${JSON.stringify(r.name)}:`, nullFlagPrefix: nullFlag ? `${JSON.stringify(nullFlag)}:` : '', key: Number(r.sorting) === 1 });
     }
     const keys = rows.filter((r) => Number(r.sorting) === 1).map((r) => columns.find((c) => c.name === r.name) as Column);
     if (keys.length === 0 || keys.some((k) => !k)) throw new StreamerError(`ClickHouse table ${database}.${name} has no usable sorting key — was it made by "streamer migrate"?`);
@@ -171,12 +177,14 @@ export class TableSink<T> {
     // 1. rows; 2. the highest version per key
     const newest = new Map<string, Row<T>>();
     let superseded = 0;
-    if (inputs.some((i) => i.message.op !== 'truncate' && this.unknownField(i) !== null)) await this.reload();
+    // A field that is no column: read the columns again (migrate may have added it), then check each message.
+    const unknownFields = inputs.some((i) => i.message.op !== 'truncate' && this.unknownField(i) !== null);
+    if (unknownFields) await this.reload();
     for (const input of inputs) {
       if (input.message.op === 'truncate') continue;
       let row: Row<T>;
       try {
-        row = this.row(input, ingestedAt);
+        row = this.row(input, ingestedAt, unknownFields);
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
         rejected.push({ ref: input.ref, reason: err.message });
@@ -212,9 +220,9 @@ export class TableSink<T> {
   }
 
   /** One JSONEachRow line for an upsert or a delete. Throws Refused. */
-  private row(input: SinkInput<T>, ingestedAt: string): Row<T> {
+  private row(input: SinkInput<T>, ingestedAt: string, checkFields: boolean): Row<T> {
     const { op, version, fields } = input.message;
-    const unknown = this.unknownField(input);
+    const unknown = checkFields ? this.unknownField(input) : null;
     if (unknown !== null) {
       // The producer replicates a column this table lacks (even after reading its columns again):
       // writing without it would store wrong data. Stop — retrying cannot help; migrate adds it.
@@ -234,8 +242,9 @@ export class TableSink<T> {
       }
     });
     let json = '{';
+    const isDelete = op === 'delete';
     for (const c of this.columns) {
-      const v = op === 'delete' && !this.keys.includes(c) ? undefined : fields[c.name];
+      const v = isDelete && !c.key ? undefined : fields[c.name];
       let text: string;
       if (v === undefined) text = c.codec.nullable ? 'null' : c.codec.zero;
       else {
@@ -246,8 +255,8 @@ export class TableSink<T> {
           throw err;
         }
       }
-      json += `${JSON.stringify(c.name)}:${text},`;
-      if (c.nullFlag) json += `${JSON.stringify(c.nullFlag)}:${v === null || v === undefined ? 1 : 0},`;
+      json += `${c.prefix}${text},`;
+      if (c.nullFlag) json += `${c.nullFlagPrefix}${v === null || v === undefined ? 1 : 0},`;
     }
     json += `"_version":${version},"_deleted":${op === 'delete' ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`;
     const key = this.keys.map((k, i) => k.codec.canon(keyValues[i])).join('\u0000');

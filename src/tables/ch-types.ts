@@ -55,19 +55,36 @@ const INT_RANGES: Record<string, [bigint, bigint]> = {
 
 const describe = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v) : JSON.stringify(v));
 
+/** An integer's canonical text of at most 15 digits: exact as a Number, no leading zero. */
+const SHORT_INT = /^(?:0|-?[1-9]\d{0,14})$/;
+
 function intCodec(type: string): Omit<ChCodec, 'type' | 'nullable'> {
   const [min, max] = INT_RANGES[type] as [bigint, bigint];
+  // Number bounds for the usual case, a JSON number within ±2^53 (no BigInt made per value).
+  const minN = Number(min);
+  const maxN = Number(max);
   const text = (v: unknown): string => {
     let s: string;
-    if (typeof v === 'number' && Number.isSafeInteger(v)) s = String(v);
-    else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) s = v;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) {
+      if (v >= minN && v <= maxN) return String(v);
+      s = String(v);
+    } else if (typeof v === 'string' && SHORT_INT.test(v)) {
+      const n = Number(v);
+      if (n >= minN && n <= maxN) return v;
+      s = v;
+    } else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) s = v;
     else if (typeof v === 'boolean' && type === 'UInt8') return v ? '1' : '0'; // boolean on 18.16
     else throw new Refused(`${type} needs an integer, got ${describe(v)}`);
     const n = BigInt(s);
     if (n < min || n > max) throw new Refused(`${s} is outside ${type} (${min} to ${max})`);
     return n.toString();
   };
-  return { write: text, literal: text, zero: '0', canon: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : BigInt(String(v)).toString()) };
+  return {
+    write: text,
+    literal: text,
+    zero: '0',
+    canon: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' && SHORT_INT.test(v) ? v : BigInt(String(v)).toString()),
+  };
 }
 
 const FLOAT = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -157,7 +174,6 @@ function dateCodec(type: string, range: { min: string; max: string }): Omit<ChCo
   return { write: (v) => JSON.stringify(check(v)), literal: (v) => `to${type}(${chLiteral(check(v))})`, zero: `"${range.min}"`, canon: (v) => String(v) };
 }
 
-const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 function dateTimeCodec(type: string, scale: number, years: { min: number; max: number }): Omit<ChCodec, 'type' | 'nullable'> {
   const text = (v: unknown): string => {
     const p: TimestampParts | null = typeof v === 'string' ? parseTimestamp(v) : null;
@@ -165,7 +181,10 @@ function dateTimeCodec(type: string, scale: number, years: { min: number; max: n
     if (p.year < years.min || p.year > years.max) {
       throw new Refused(`${v as string} is outside what ClickHouse's ${type} can store (${years.min}-01-01 00:00:00 to ${years.max}-12-31 23:59:59)`);
     }
-    const base = `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
+    // parseTimestamp matched fixed widths (4-2-2 2:2:2), so the text's first 19 characters are the
+    // value to the second; only a 'T' separator is replaced.
+    const t = v as string;
+    const base = t.charCodeAt(10) === 32 ? t.slice(0, 19) : `${t.slice(0, 10)} ${t.slice(11, 19)}`;
     // DateTime has whole seconds (18.16 fails the WHOLE insert on a fraction); DateTime64(s) gets
     // s digits, truncated, never rounded, so that a value never moves to the next second.
     return scale === 0 ? base : `${base}.${p.micros.padEnd(scale, '0').slice(0, scale)}`;

@@ -22,12 +22,22 @@ export interface EncodedMessage {
   partition?: number;
 }
 
-/** `{"a":1,"b":"x","_op":"upsert","_version":7}` from column names and their encoded JSON. */
-export function encodeValue(names: readonly string[], fragments: readonly string[], op: Op, version: string): Buffer {
+/** Each name as the start of a JSON member, `"name":` — made once per table, used for every row. */
+export function fieldPrefixes(names: readonly string[]): string[] {
+  return names.map((n) => `${JSON.stringify(n)}:`);
+}
+
+/** `{"a":1,"b":"x","_op":"upsert","_version":7}` from fieldPrefixes() of the columns and their encoded JSON. */
+export function encodeFields(prefixes: readonly string[], fragments: readonly string[], op: Op, version: string): Buffer {
   let json = '{';
-  for (let i = 0; i < names.length; i++) json += `${JSON.stringify(names[i])}:${fragments[i]},`;
+  for (let i = 0; i < prefixes.length; i++) json += `${prefixes[i]}${fragments[i]},`;
   json += `"_op":"${op}","_version":${version}}`;
   return Buffer.from(json, 'utf8');
+}
+
+/** encodeFields() from column names. */
+export function encodeValue(names: readonly string[], fragments: readonly string[], op: Op, version: string): Buffer {
+  return encodeFields(fieldPrefixes(names), fragments, op, version);
 }
 
 export function encodeTruncate(version: string): Buffer {
@@ -61,7 +71,10 @@ export function decodeMessage(value: Buffer | null): DecodeResult {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
     return { ok: false, reason: `_version must be a non-negative integer, got ${JSON.stringify(version)}` };
   }
-  delete fields._op;
+  // The last members first: V8 keeps an object in its fast shape when the property deleted is the
+  // last one added, as _version and then _op are in every message of ours (else field lookups of
+  // every column slow down: ~1 µs a row, measured in the drain profile).
   delete fields._version;
+  delete fields._op;
   return { ok: true, message: { op, version, fields } };
 }

@@ -131,6 +131,12 @@ describe('the sink writes each ClickHouse type exactly, or refuses the value', (
     expect(codec('UInt8').write(true)).toBe('1');
     expect(i32.literal('42')).toBe('42');
     expect(i32.canon('007')).toBe('7');
+    // Short texts and JSON numbers take a path without BigInt: the same bounds and canonical text.
+    expect(refusal(() => i32.write('2147483648'))).toBe('2147483648 is outside Int32 (-2147483648 to 2147483647)');
+    expect(refusal(() => codec('Int8').write('-129'))).toBe('-129 is outside Int8 (-128 to 127)');
+    expect(refusal(() => codec('UInt32').write(-1))).toBe('-1 is outside UInt32 (0 to 4294967295)');
+    expect([i32.write('-0'), i32.write('0012'), i32.write(-0), codec('Int64').write('-999999999999999')]).toEqual(['0', '12', '0', '-999999999999999']);
+    expect([codec('Int64').canon('9007199254740993'), codec('Int64').canon(42), i32.canon('-0')]).toEqual(['9007199254740993', '42', '0']);
   });
 
   it('Decimal: unquoted (18.16 refuses a quoted one), refused rather than rounded or overflowed', () => {
@@ -153,6 +159,7 @@ describe('the sink writes each ClickHouse type exactly, or refuses the value', (
   it('DateTime (18.16): whole seconds of 1970–2105, refused outside (18.16 would store 0000-00-00 or wrap)', () => {
     const t = codec("Nullable(DateTime('UTC'))");
     expect(t.write('2024-01-02 03:04:05.999999')).toBe('"2024-01-02 03:04:05"');
+    expect(t.write('2024-01-02T03:04:05')).toBe('"2024-01-02 03:04:05"');
     expect(t.write(null)).toBe('null');
     expect(refusal(() => t.write('1969-12-31 23:59:59.000000'))).toBe(
       "1969-12-31 23:59:59.000000 is outside what ClickHouse's DateTime('UTC') can store (1970-01-01 00:00:00 to 2105-12-31 23:59:59)",
