@@ -39,22 +39,33 @@ export function keyTextSql(spec: TableSpec, alias: string): string {
 
 /**
  * SQL true when rows `left` and `right` of the table differ in something replicated. Written
- * without naming a column — the row's text, then (when some columns are excluded) its jsonb without
- * them — so that `ALTER TABLE … ALTER COLUMN TYPE / DROP COLUMN / RENAME COLUMN` of the user's table
- * neither trips over our triggers nor makes them fail at run time. (A trigger's `UPDATE OF` list and
- * WHEN clause depend on their columns: PostgreSQL refuses to change their type.) `ignored`: the
- * flag and the excluded columns.
+ * without naming a column, so that `ALTER TABLE … ALTER COLUMN TYPE / DROP COLUMN / RENAME COLUMN`
+ * of the user's table neither trips over our triggers nor makes them fail at run time. (A
+ * trigger's `UPDATE OF` list and WHEN clause depend on their columns: PostgreSQL refuses to change
+ * their type.) Whole rows compare by their binary image (`*<>`, record_image_ne: a memcmp per
+ * column, any type, even one without an equality operator such as json; no text is made of the
+ * rows); a value stored in a different binary form with the same meaning would only be published
+ * once more. With excluded columns
+ * (`ignored`: the flag and those), the rows must also differ as jsonb without them.
+ * `left`/`right` are NEW/OLD, or aliases no column of the table is called (wholeRowAliases).
  */
 function rowsDiffer(left: string, right: string, ignored: readonly string[]): string {
-  // `ROW(n.*)`, `to_jsonb(n.*)`: the whole row even when the table has a column named like the
-  // alias (a bare `n::text` is "ambiguous" then — and the application's UPDATE would fail).
-  const plpgsql = (a: string) => a === 'NEW' || a === 'OLD';
-  const row = (a: string) => (plpgsql(a) ? a : `${a}.*`);
-  const asText = (a: string) => (plpgsql(a) ? `${a}::text` : `ROW(${a}.*)::text`);
-  const text = `${asText(left)} IS DISTINCT FROM ${asText(right)}`;
-  if (ignored.length === 0) return text;
+  const image = `${left} *<> ${right}`;
+  if (ignored.length === 0) return image;
   const minus = `ARRAY[${ignored.map(pgLiteral).join(', ')}]::text[]`;
-  return `(${text} AND (to_jsonb(${row(left)}) - ${minus}) IS DISTINCT FROM (to_jsonb(${row(right)}) - ${minus}))`;
+  return `(${image} AND (to_jsonb(${left}) - ${minus}) IS DISTINCT FROM (to_jsonb(${right}) - ${minus}))`;
+}
+
+/**
+ * Aliases for the transition tables' rows that no column of the table is called: a bare alias is
+ * the whole row only then (PostgreSQL reads `n` as the column if there is one, or calls it
+ * ambiguous — and the application's UPDATE would fail).
+ */
+export function wholeRowAliases(spec: TableSpec): { n: string; o: string } {
+  const taken = new Set(spec.columns.map((c) => c.name));
+  let suffix = '';
+  for (let i = 2; taken.has(`streamer_n${suffix}`) || taken.has(`streamer_o${suffix}`); i++) suffix = String(i);
+  return { n: pgIdent(`streamer_n${suffix}`), o: pgIdent(`streamer_o${suffix}`) };
 }
 
 // ---------------------------------------------------------------------------------- install
@@ -115,9 +126,9 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
       // An update that changes a replicated column makes the row pending again (the seed's meaning of
       // the flag: TRUE = the current version is in Kafka); one that changes the key also leaves a
       // delete of the old key. Every update but the producer's own "mark sent" runs the function;
-      // the WHEN clause names only the flag. Rows compare by their text (the flag in it changes only
-      // when an operator resets it, which makes it FALSE anyway); with excluded columns, by their
-      // jsonb without those (twice as slow: measured with pgbench, bench part g). The function names
+      // the WHEN clause names only the flag. Rows compare whole (rowsDiffer; the flag in them changes
+      // only when an operator resets it, which makes it FALSE anyway); with excluded columns, also by
+      // their jsonb without those (slower: measured with pgbench, bench part g). The function names
       // the flag (a generic jsonb_populate_record cost ~10 % of UPDATE throughput more): rename or
       // drop the flag column only after changing flagColumn and running "streamer migrate".
       `CREATE OR REPLACE FUNCTION ${fn('changed')}() RETURNS trigger ${definer} $$
@@ -160,27 +171,27 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
        FOR EACH STATEMENT EXECUTE FUNCTION ${fn('deleted')}()`,
     );
   } else {
-    const changed = rowsDiffer('n', 'o', spec.exclude);
-    const joinKeys = keys.map((k) => `n.${col(k)} = o.${col(k)}`).join(' AND ');
+    const { n, o: old } = wholeRowAliases(spec);
+    const changed = rowsDiffer(n, old, spec.exclude);
+    const joinKeys = keys.map((k) => `${n}.${col(k)} = ${old}.${col(k)}`).join(' AND ');
     out.push(
       `CREATE OR REPLACE FUNCTION ${fn('logged')}() RETURNS trigger ${definer} $$
        BEGIN
          IF TG_OP = 'INSERT' THEN
            INSERT INTO ${o.changes} (_version, _op, ${keyList})
-           SELECT ${nextval}, 'I', ${keys.map((k) => `n.${col(k)}::text`).join(', ')} FROM streamer_new n;
+           SELECT ${nextval}, 'I', ${keys.map((k) => `${n}.${col(k)}::text`).join(', ')} FROM streamer_new ${n};
          ELSIF TG_OP = 'DELETE' THEN
            INSERT INTO ${o.changes} (_version, _op, ${keyList})
-           SELECT ${nextval}, 'D', ${keys.map((k) => `o.${col(k)}::text`).join(', ')} FROM streamer_old o;
+           SELECT ${nextval}, 'D', ${keys.map((k) => `${old}.${col(k)}::text`).join(', ')} FROM streamer_old ${old};
          ELSE
-           -- Rows whose replicated values changed, under their (new) key; and the old key of
-           -- rows whose key changed, which now stand for a delete.
+           -- One pass over both transition tables, paired by key: a row whose replicated values
+           -- changed, or a key that is new (an update that changed the key), is an update under its
+           -- (new) key; an old key no new row has is a delete.
            INSERT INTO ${o.changes} (_version, _op, ${keyList})
-           SELECT ${nextval}, 'U', ${keys.map((k) => `n.${col(k)}::text`).join(', ')}
-             FROM streamer_new n LEFT JOIN streamer_old o ON ${joinKeys}
-            WHERE o.${col(keys[0] as PgColumn)} IS NULL OR ${changed};
-           INSERT INTO ${o.changes} (_version, _op, ${keyList})
-           SELECT ${nextval}, 'D', ${keys.map((k) => `o.${col(k)}::text`).join(', ')}
-             FROM streamer_old o WHERE NOT EXISTS (SELECT 1 FROM streamer_new n WHERE ${joinKeys});
+           SELECT ${nextval}, CASE WHEN ${n}.${col(keys[0] as PgColumn)} IS NULL THEN 'D' ELSE 'U' END,
+                  ${keys.map((k) => `CASE WHEN ${n}.${col(keys[0] as PgColumn)} IS NULL THEN ${old}.${col(k)}::text ELSE ${n}.${col(k)}::text END`).join(',\n                  ')}
+             FROM streamer_new ${n} FULL JOIN streamer_old ${old} ON ${joinKeys}
+            WHERE ${n}.${col(keys[0] as PgColumn)} IS NULL OR ${old}.${col(keys[0] as PgColumn)} IS NULL OR ${changed};
          END IF;
          PERFORM ${notify};
          RETURN NULL;

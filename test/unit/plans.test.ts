@@ -2,7 +2,7 @@
 // names always quoted, no column named where a user's ALTER TABLE would trip over it. Their
 // behaviour is tested against the real PostgreSQL (test/integration/changes.test.ts and others).
 import { describe, expect, it } from 'vitest';
-import { installCapture, keyTextSql, producerPlans } from '../../src/capture/plans.js';
+import { installCapture, keyTextSql, producerPlans, wholeRowAliases } from '../../src/capture/plans.js';
 import { clickhouseGrants, formatGrants, postgresGrants } from '../../src/ops/grants.js';
 import { spec } from './support/specs.js';
 
@@ -26,9 +26,15 @@ describe('capture install', () => {
     expect(sql).toContain('ON "Sales"."Order Items"');
     expect(sql).not.toMatch(/ON Sales\.|"Order Items"\."Order"/);
     // Excluded columns do not make an update a change.
-    expect(sql).toContain(`to_jsonb(n.*) - ARRAY['secret']::text[]`);
-    // Whole rows as ROW(n.*): a column named n (or o) must not make the reference ambiguous.
-    expect(sql).toContain('ROW(n.*)::text IS DISTINCT FROM ROW(o.*)::text');
+    expect(sql).toContain(`to_jsonb("streamer_n") - ARRAY['secret']::text[]`);
+    // Whole rows compare by their binary image, under aliases no column is called.
+    expect(sql).toContain('"streamer_n" *<> "streamer_o"');
+  });
+
+  it('picks whole-row aliases that no column of the table is called', () => {
+    const awkward = spec('public', 'awkward', [['id', 'int8', { notNull: true }], ['streamer_n', 'int8'], ['streamer_o2', 'int8']]);
+    expect(wholeRowAliases(awkward)).toEqual({ n: '"streamer_n3"', o: '"streamer_o3"' });
+    expect(installCapture(awkward, 'public').join(';\n')).toContain('FROM streamer_new "streamer_n3" FULL JOIN streamer_old "streamer_o3"');
   });
 
   it("flag mode names no replicated column in a trigger's UPDATE OF list or WHEN clause (ALTER COLUMN TYPE must keep working)", () => {
