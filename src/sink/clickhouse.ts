@@ -146,6 +146,34 @@ export function clickhouseFailure(config: Config, err: unknown, table: string): 
   return new StreamerError(`ClickHouse refused ${table}: ${clickhouseErrorText(err)}${fix}`, { retriable, cause: err });
 }
 
+/** How long after its start a server may still be attaching its tables (18.16 answers HTTP meanwhile). */
+export const CLICKHOUSE_LOADING_GRACE_S = 120;
+
+/**
+ * A table or database "missing" (60, 81) on a server that restarted since `seenAt` (when this
+ * process last saw the table, by storing into it or opening it), moments ago: ClickHouse 18.16
+ * answers HTTP while it still attaches its tables — the fault suite met it after a restart, and a
+ * consumer that took it for a dropped table stopped for good. Such an error becomes retriable; on
+ * a server that did not restart meanwhile (the table was dropped) it stays what clickhouseFailure
+ * says: an operator must act.
+ */
+export async function missingWhileLoading(client: ClickHouseClient, err: unknown, failure: StreamerError, seenAt: number): Promise<StreamerError> {
+  const code = clickhouseErrorCode(err);
+  if ((code !== 60 && code !== 81) || failure.retriable) return failure;
+  let uptime: number;
+  try {
+    const rows = await (await client.query({ query: SERVER_UPTIME, format: 'JSONEachRow' })).json<{ s: string }>();
+    uptime = Number(rows[0]?.s);
+  } catch {
+    return new StreamerError(`${failure.message} (ClickHouse did not answer how long it has been up: retrying)`, { retriable: true, cause: err });
+  }
+  const restartedSince = uptime * 1000 < Date.now() - seenAt;
+  if (!restartedSince || !(uptime < CLICKHOUSE_LOADING_GRACE_S)) return failure;
+  return new StreamerError(`${failure.message} — or ClickHouse, restarted ${uptime} s ago, is still attaching its tables: retrying`, { retriable: true, cause: err });
+}
+
+const SERVER_UPTIME = 'SELECT toString(uptime()) AS s';
+
 /** The useful part of a ClickHouse error message, on one line (for logs and dead-letter headers). */
 export function clickhouseErrorText(err: unknown): string {
   const text = describeError(err)

@@ -14,7 +14,7 @@
 import '../kafka/kafkajs-patch.js'; // first: it must run before kafkajs loads
 import { Partitioners, type Consumer, type IHeaders, type KafkaMessage } from 'kafkajs';
 import { partitionKey, type TopicOffset } from './batch.js';
-import { checkClickHouse, clickhouseFailure, clickhouseNow, createClickHouse } from './clickhouse.js';
+import { checkClickHouse, clickhouseFailure, clickhouseNow, createClickHouse, missingWhileLoading } from './clickhouse.js';
 import { decodeMessage } from '../tables/codec.js';
 import { capabilities } from '../tables/server.js';
 import type { Config } from '../config/config.js';
@@ -73,6 +73,8 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     throw err;
   }
   const totals = { inserted: 0, duplicates: 0, deadLettered: 0, truncates: 0 };
+  /** When the tables were last seen to exist (opened, or a batch stored): see missingWhileLoading. */
+  let lastStoredAt = Date.now();
 
   /** Records dead letters in streamer_dead_letters (sql/clickhouse/0002), for verify and status. */
   async function recordDeadLetters(letters: readonly DeadLetterInput[]): Promise<void> {
@@ -109,7 +111,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       try {
         result = await target.sink.write(list);
       } catch (err) {
-        throw clickhouseFailure(config, err, `${config.clickhouseDatabase}.${target.sink.name}`);
+        throw await missingWhileLoading(client, err, clickhouseFailure(config, err, `${config.clickhouseDatabase}.${target.sink.name}`), lastStoredAt);
       }
       for (const r of result.rejected) dead.push(letter(r.ref, r.reason));
       inserted += result.inserted;
@@ -126,7 +128,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       try {
         await recordDeadLetters(dead);
       } catch (err) {
-        throw clickhouseFailure(config, err, `${config.clickhouseDatabase}.streamer_dead_letters`);
+        throw await missingWhileLoading(client, err, clickhouseFailure(config, err, `${config.clickhouseDatabase}.streamer_dead_letters`), lastStoredAt);
       }
       for (const d of dead) log.warn({ topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason }, 'dead-lettered a message');
     }
@@ -144,6 +146,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       const t = Number(m.timestamp);
       if (Number.isFinite(t) && t > 0) metrics.claimToClickhouseSeconds.observe(Math.max(0, now - t) / 1000);
     }
+    lastStoredAt = Date.now();
     log.debug({ rows: batch.length, inserted, duplicates, truncates, deadLettered: dead.length }, 'batch stored');
   }
 
