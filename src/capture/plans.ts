@@ -50,10 +50,10 @@ export function keyTextSql(spec: TableSpec, alias: string): string {
  * `left`/`right` are NEW/OLD, or aliases no column of the table is called (wholeRowAliases).
  */
 function rowsDiffer(left: string, right: string, ignored: readonly string[]): string {
-  const image = `${left} *<> ${right}`;
+  const image = `${left} OPERATOR(pg_catalog.*<>) ${right}`;
   if (ignored.length === 0) return image;
-  const minus = `ARRAY[${ignored.map(pgLiteral).join(', ')}]::text[]`;
-  return `(${image} AND (to_jsonb(${left}) - ${minus}) IS DISTINCT FROM (to_jsonb(${right}) - ${minus}))`;
+  const minus = `ARRAY[${ignored.map(pgLiteral).join(', ')}]::pg_catalog.text[]`;
+  return `(${image} AND (pg_catalog.to_jsonb(${left}) OPERATOR(pg_catalog.-) ${minus}) IS DISTINCT FROM (pg_catalog.to_jsonb(${right}) OPERATOR(pg_catalog.-) ${minus}))`;
 }
 
 /**
@@ -75,8 +75,13 @@ export function wholeRowAliases(spec: TableSpec): { n: string; o: string } {
  * one transaction by `streamer migrate`. The change log holds the key columns as their text (the
  * Kafka key's text), so that a change of a key column's type does not touch it.
  *
- * The trigger functions run as their owner (SECURITY DEFINER, with a search_path of pg_catalog
- * only and every name qualified): the application's role writes the table, not our change log.
+ * Functions that write our change log run as their owner (SECURITY DEFINER, with a search_path
+ * of pg_catalog only and every name qualified): the application's role writes the table, not our
+ * change log. Those that run on every INSERT statement or every updated row — the wake-up and the
+ * flag mode's row check — need no privilege and run as the caller, without a SET clause: a
+ * function with one saves and restores the settings on every call, and with the definer's
+ * function call inside, the flag mode's INSERT cost twice the insert-only release's trigger
+ * (pgbench, bench part c, 2026-11-26). Every name in them is qualified too.
  * `schema` is where the migrations put streamer's own objects (streamer_version_seq,
  * streamer_notify: the migrating session's current schema).
  */
@@ -88,6 +93,14 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
   const nextval = `nextval(${pgLiteral(`${pgIdent(schema)}.streamer_version_seq`)})`;
   const notify = `${pgIdent(schema)}.streamer_notify(${id})`;
   const definer = `LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS`;
+  const invoker = `LANGUAGE plpgsql AS`;
+  // streamer_notify (sql/postgres/0006) inline, with the same lock key: one NOTIFY per table per
+  // 10 ms across both.
+  const wake = `IF pg_catalog.pg_try_advisory_xact_lock(1937011301,
+             ((pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) * 100)::pg_catalog.int8 % 2000000000)::pg_catalog.int4
+              OPERATOR(pg_catalog.#) pg_catalog.hashtext(${id}))) THEN
+           PERFORM pg_catalog.pg_notify('streamer', ${id});
+         END IF;`;
   // The functions live beside the table.
   const fn = (what: string) => `${pgIdent(spec.schema)}.${pgIdent(o.fn(what))}`;
   const keyList = keys.map(col).join(', ');
@@ -99,9 +112,9 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
      )`,
     `COMMENT ON TABLE ${o.changes} IS ${pgLiteral(`streamer: changes of ${spec.schema}.${spec.table} not published yet (I insert, U update, D delete, T truncate)`)}`,
     // Wakes the producer on any change: one NOTIFY per table per 10 ms (streamer_notify, 0006).
-    `CREATE OR REPLACE FUNCTION ${fn('notify')}() RETURNS trigger ${definer} $$
+    `CREATE OR REPLACE FUNCTION ${fn('notify')}() RETURNS trigger ${invoker} $$
      BEGIN
-       PERFORM ${notify};
+       ${wake}
        RETURN NULL;
      END $$`,
     `CREATE OR REPLACE FUNCTION ${fn('truncated')}() RETURNS trigger ${definer} $$
@@ -131,10 +144,14 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
       // their jsonb without those (slower: measured with pgbench, bench part g). The function names
       // the flag (a generic jsonb_populate_record cost ~10 % of UPDATE throughput more): rename or
       // drop the flag column only after changing flagColumn and running "streamer migrate".
-      `CREATE OR REPLACE FUNCTION ${fn('changed')}() RETURNS trigger ${definer} $$
+      `CREATE OR REPLACE FUNCTION ${fn('key_changed')}(${keys.map((_, i) => `k${i} text`).join(', ')}) RETURNS void ${definer} $$
+       BEGIN
+         INSERT INTO ${o.changes} (_version, _op, ${keyList}) VALUES (${nextval}, 'D', ${keys.map((_, i) => `k${i}`).join(', ')});
+       END $$`,
+      `CREATE OR REPLACE FUNCTION ${fn('changed')}() RETURNS trigger ${invoker} $$
        BEGIN
          IF ${keys.map((k) => `OLD.${col(k)} IS DISTINCT FROM NEW.${col(k)}`).join(' OR ')} THEN
-           INSERT INTO ${o.changes} (_version, _op, ${keyList}) VALUES (${nextval}, 'D', ${keys.map((k) => `OLD.${col(k)}::text`).join(', ')});
+           PERFORM ${fn('key_changed')}(${keys.map((k) => `OLD.${col(k)}::pg_catalog.text`).join(', ')});
          END IF;
          IF ${spec.exclude.length === 0 ? rowsDiffer('NEW', 'OLD', []) : rowsDiffer('NEW', 'OLD', [spec.capture.column, ...spec.exclude])} THEN
            NEW.${flag} := FALSE;
@@ -148,10 +165,10 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
       // rows it made pending above, or an operator's re-send (flag set back to FALSE). (Per row, the
       // 10 ms notification buckets of a long statement would take one lock each.) The producer
       // marks its transactions with streamer.producer (PRODUCER_MARK).
-      `CREATE OR REPLACE FUNCTION ${fn('updated')}() RETURNS trigger ${definer} $$
+      `CREATE OR REPLACE FUNCTION ${fn('updated')}() RETURNS trigger ${invoker} $$
        BEGIN
-         IF current_setting('streamer.producer', true) IS DISTINCT FROM 'on' THEN
-           PERFORM ${notify};
+         IF pg_catalog.current_setting('streamer.producer', true) IS DISTINCT FROM 'on' THEN
+           ${wake}
          END IF;
          RETURN NULL;
        END $$`,

@@ -26,9 +26,9 @@ describe('capture install', () => {
     expect(sql).toContain('ON "Sales"."Order Items"');
     expect(sql).not.toMatch(/ON Sales\.|"Order Items"\."Order"/);
     // Excluded columns do not make an update a change.
-    expect(sql).toContain(`to_jsonb("streamer_n") - ARRAY['secret']::text[]`);
+    expect(sql).toContain(`pg_catalog.to_jsonb("streamer_n") OPERATOR(pg_catalog.-) ARRAY['secret']::pg_catalog.text[]`);
     // Whole rows compare by their binary image, under aliases no column is called.
-    expect(sql).toContain('"streamer_n" *<> "streamer_o"');
+    expect(sql).toContain('"streamer_n" OPERATOR(pg_catalog.*<>) "streamer_o"');
   });
 
   it('picks whole-row aliases that no column of the table is called', () => {
@@ -47,9 +47,18 @@ describe('capture install', () => {
     expect(triggers.some((t) => /BEFORE UPDATE ON "public"\."user_login"\s+FOR EACH ROW WHEN \(NOT \(OLD\."sent_to_kafka" IS NOT TRUE AND NEW\."sent_to_kafka" IS TRUE\)\)/.test(t))).toBe(true);
   });
 
-  it('functions run as their owner with a fixed search_path', () => {
-    for (const f of installCapture(orders, 'streamer').filter((s) => s.startsWith('CREATE OR REPLACE FUNCTION'))) {
-      expect(f).toContain('SECURITY DEFINER SET search_path = pg_catalog, pg_temp');
+  it('functions that write the change log run as their owner with a fixed search_path; the per-statement wake-up and the per-row check as the caller, without a SET clause', () => {
+    for (const spec of [orders, userLogin]) {
+      for (const f of installCapture(spec, 'streamer').filter((s) => s.startsWith('CREATE OR REPLACE FUNCTION'))) {
+        const name = /_(notify|changed|updated|key_changed|truncated|deleted|logged)"\(/.exec(f)?.[1];
+        if (f.includes('_changes')) expect(f, name).toContain('SECURITY DEFINER SET search_path = pg_catalog, pg_temp');
+        else {
+          expect(['notify', 'changed', 'updated']).toContain(name);
+          expect(f, name).not.toMatch(/SECURITY DEFINER|SET search_path/);
+          // Every function and operator named through pg_catalog (or our own qualified function).
+          expect(f.replace(/pg_catalog\.\w+|OPERATOR\(pg_catalog\.[^)]+\)|"public"\."streamer_\w+"/g, ''), name).not.toMatch(/\w\(/);
+        }
+      }
     }
     expect(installCapture(orders, 'streamer').join('\n')).toContain(`nextval('"streamer".streamer_version_seq')`);
   });
