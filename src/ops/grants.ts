@@ -5,8 +5,9 @@
  * a fixed file cannot once the tables are the user's (test/integration/least-privilege.test.ts
  * runs the pipeline under exactly these grants).
  *
- * The application's roles need nothing: the capture triggers run as their owner (SECURITY
- * DEFINER, src/capture/plans.ts).
+ * The application's roles need nothing: what the capture triggers write, they write as their
+ * owner (SECURITY DEFINER, src/capture/plans.ts); the rest needs no privilege but EXECUTE, which
+ * PostgreSQL grants PUBLIC by default.
  */
 import { chIdent, pgIdent, pgLiteral } from '../tables/identifiers.js';
 import { captureObjects, type TableSpec } from '../tables/spec.js';
