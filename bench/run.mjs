@@ -195,6 +195,22 @@ function streamerArgv(args) {
   return ['--input-type=module', '-e', `import { main } from ${JSON.stringify(cli)}; main(process.argv.slice(1)).finally(() => setTimeout(() => process.exit(), 1000).unref());`, ...args];
 }
 
+/**
+ * `bench/load.mjs` with `args` against the scratch database `s`, to its end: its summary (the
+ * last line it prints) and the rows it wrote to `out`, each split at tabs.
+ */
+async function runLoad(s, args, out) {
+  const load = spawn(process.execPath, [join(BENCH, 'load.mjs'), ...args], {
+    env: { ...process.env, DATABASE_URL: s.databaseUrl },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let text = '';
+  load.stdout.on('data', (d) => (text += d));
+  const code = await new Promise((r) => load.on('exit', r));
+  if (code !== 0) throw new Error(`load.mjs exited ${code}`);
+  return { summary: JSON.parse(text.trim().split('\n').at(-1)), lines: readFileSync(out, 'utf8').trim().split('\n').map((l) => l.split('\t')) };
+}
+
 async function runStreamerOnce(args, env) {
   const child = spawn(process.execPath, streamerArgv(args), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -660,17 +676,9 @@ async function partLatency(flushMs, seconds, { soak = false } = {}) {
     }
     const loadStart = nowMs();
     const meter = cpuMeter({ streamer: st.child.pid, harness: process.pid });
-    const load = spawn(process.execPath, [join(BENCH, 'load.mjs'), '--rate', String(O.rate), '--seconds', String(seconds), '--out', tmp], {
-      env: { ...process.env, DATABASE_URL: s.databaseUrl },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let loadOut = '';
-    load.stdout.on('data', (d) => (loadOut += d));
-    const code = await new Promise((r) => load.on('exit', r));
+    const { summary: loadResult, lines } = await runLoad(s, ['--rate', String(O.rate), '--seconds', String(seconds), '--out', tmp], tmp);
     const cpu = meter.read();
-    if (code !== 0) throw new Error(`load.mjs exited ${code}`);
-    const loadResult = JSON.parse(loadOut.trim().split('\n').at(-1));
-    const rows = readFileSync(tmp, 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number));
+    const rows = lines.map((l) => l.map(Number));
     // Wait for the last rows to show up (bounded).
     const maxId = rows.reduce((m, r) => Math.max(m, r[0]), 0); // (no spread: 600,000 rows in a soak)
     const deadline = Date.now() + 30_000;
@@ -1127,17 +1135,8 @@ async function partUpdateLatency(seconds) {
       }
     })();
     const meter = cpuMeter({ streamer: st.child.pid });
-    const load = spawn(process.execPath, [join(BENCH, 'load.mjs'), '--mode', 'update', '--rows', String(n), '--rate', String(O.rate), '--seconds', String(seconds), '--out', tmp], {
-      env: { ...process.env, DATABASE_URL: s.databaseUrl },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let loadOut = '';
-    load.stdout.on('data', (d) => (loadOut += d));
-    const code = await new Promise((r) => load.on('exit', r));
+    const { summary: loadResult, lines: rows } = await runLoad(s, ['--mode', 'update', '--rows', String(n), '--rate', String(O.rate), '--seconds', String(seconds), '--out', tmp], tmp);
     const cpu = meter.read();
-    if (code !== 0) throw new Error(`load.mjs exited ${code}`);
-    const loadResult = JSON.parse(loadOut.trim().split('\n').at(-1));
-    const rows = readFileSync(tmp, 'utf8').trim().split('\n').map((l) => l.split('\t'));
     const deadline = Date.now() + 30_000;
     while (seen.size < rows.length && Date.now() < deadline) await sleep(20);
     polling = false;
