@@ -78,10 +78,9 @@ export function wholeRowAliases(spec: TableSpec): { n: string; o: string } {
  * Functions that write our change log run as their owner (SECURITY DEFINER, with a search_path
  * of pg_catalog only and every name qualified): the application's role writes the table, not our
  * change log. Those that run on every INSERT statement or every updated row — the wake-up and the
- * flag mode's row check — need no privilege and run as the caller, without a SET clause: a
- * function with one saves and restores the settings on every call, and with the definer's
- * function call inside, the flag mode's INSERT cost twice the insert-only release's trigger
- * (pgbench, bench part c, 2026-11-26). Every name in them is qualified too.
+ * flag mode's row check — need no privilege and run as the caller, without a SET clause (a
+ * function with one saves and restores the settings on every call). Every name in them is
+ * qualified, so the caller's search_path cannot change what they call.
  * `schema` is where the migrations put streamer's own objects (streamer_version_seq,
  * streamer_notify: the migrating session's current schema).
  */
