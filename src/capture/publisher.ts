@@ -5,6 +5,7 @@
 import type { Producer } from 'kafkajs';
 import type { EncodedMessage } from '../tables/codec.js';
 import type { Config } from '../config/config.js';
+import { chunkBy } from '../common/chunks.js';
 import { UnreachableError } from '../common/errors.js';
 import { createKafka, isProducerStateLost, isRecordRejected, kafkaUnreachableMessage } from '../kafka/kafka.js';
 import type { Logger } from '../common/logger.js';
@@ -140,19 +141,5 @@ function kafkajsProducers(config: Config, logger: Logger): ProducerFactory {
 
 /** Cuts a list of messages into runs whose values add up to at most `budget` bytes. */
 export function chunkBySize(messages: readonly EncodedMessage[], budget: number): EncodedMessage[][] {
-  const chunks: EncodedMessage[][] = [];
-  let current: EncodedMessage[] = [];
-  let size = 0;
-  for (const m of messages) {
-    const s = m.value.length + (m.key?.length ?? 0);
-    if (current.length > 0 && size + s > budget) {
-      chunks.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(m);
-    size += s;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  return chunkBy(messages, budget, (m) => m.value.length + (m.key?.length ?? 0));
 }

@@ -15,6 +15,7 @@
  * At-least-once: a chunk that fails part-way is sent again letter by letter.
  */
 import { createHash } from 'node:crypto';
+import { chunkBy } from '../common/chunks.js';
 import { StreamerError } from '../common/errors.js';
 
 export interface DeadLetterRecord {
@@ -74,21 +75,7 @@ export function recordBytes(r: DeadLetterRecord): number {
 
 /** Cuts records into runs of at most `budget` bytes (a record larger than that goes alone). */
 export function chunkRecords(records: readonly DeadLetterRecord[], budget = SEND_BUDGET_BYTES): DeadLetterRecord[][] {
-  const chunks: DeadLetterRecord[][] = [];
-  let current: DeadLetterRecord[] = [];
-  let size = 0;
-  for (const r of records) {
-    const s = recordBytes(r);
-    if (current.length > 0 && size + s > budget) {
-      chunks.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(r);
-    size += s;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  return chunkBy(records, budget, recordBytes);
 }
 
 /**

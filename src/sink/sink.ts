@@ -31,6 +31,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { chunkBy } from '../common/chunks.js';
 import { StreamerError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { chCodec, Refused, type ChCodec, type CodecContext } from '../tables/ch-types.js';
@@ -347,18 +348,5 @@ export class TableSink<T> {
 
 /** Items joined with commas, cut into runs of at most ~`maxChars`. */
 export function chunkByLength(items: readonly string[], maxChars: number): string[][] {
-  const out: string[][] = [];
-  let cur: string[] = [];
-  let size = 0;
-  for (const it of items) {
-    if (cur.length > 0 && size + it.length + 1 > maxChars) {
-      out.push(cur);
-      cur = [];
-      size = 0;
-    }
-    cur.push(it);
-    size += it.length + 1;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return chunkBy(items, maxChars, (it) => it.length + 1);
 }
