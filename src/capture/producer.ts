@@ -31,7 +31,7 @@ import { describeError, isRetriable, StreamerError, UnreachableError } from '../
 import { kafkaFailure } from '../kafka/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { metrics, registerGauge } from '../ops/metrics.js';
-import { backoffDelay, sleep } from '../common/retry.js';
+import { backoffDelay, sleep, withDeadline } from '../common/retry.js';
 import { buildSpec, readCatalog } from '../tables/introspect.js';
 import { mapColumn } from '../tables/pg-types.js';
 import { capabilities } from '../tables/server.js';
@@ -162,23 +162,6 @@ SELECT $1, * FROM unnest($2::text[], $3::text[])
 ON CONFLICT (table_name, key) DO UPDATE
    SET error = EXCLUDED.error, failed_at = now(), attempts = streamer_failed_rows.attempts + 1`;
 
-/**
- * `work`, or a retriable error once `ms` have passed without it settling (its result is then
- * ignored); `onTimeout` runs first.
- */
-async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => StreamerError): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  work.catch(() => {}); // settles after the deadline: already reported
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Pending {
   message: EncodedMessage;
   /** The key's text (failed-rows record); null for a truncate marker. */
@@ -263,8 +246,8 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
       for (const [i, f] of failed.entries()) log.error({ table: name, key: f.key, error: errors[i] }, 'row recorded as failed (see streamer_failed_rows); the rows after it go on');
     }
     await client.query('COMMIT');
-    metrics.rowsPublished.inc(sent.length);
-    metrics.rowsFailed.inc(failed.length);
+    metrics.rowsPublished.inc({ table: name }, sent.length);
+    metrics.rowsFailed.inc({ table: name }, failed.length);
     metrics.producerBatchRows.observe(pending.length);
     return { claimed, published: sent.length, failed: failed.length };
   } catch (err) {
@@ -349,10 +332,15 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   return out;
 }
 
+/** Changes not yet published, per table. */
+async function pendingByTable(pool: Pick<pg.Pool, 'query'>, sources: readonly TableSource[]): Promise<Array<{ labels: { table: string }; value: number }>> {
+  const out = [];
+  for (const s of sources) out.push({ labels: { table: s.name }, value: Number((await pool.query<{ n: string }>(s.plans.countPending, [s.name])).rows[0]?.n ?? 0) });
+  return out;
+}
+
 export async function countPending(pool: Pick<pg.Pool, 'query'>, sources: readonly TableSource[]): Promise<number> {
-  let n = 0;
-  for (const s of sources) n += Number((await pool.query<{ n: string }>(s.plans.countPending, [s.name])).rows[0]?.n ?? 0);
-  return n;
+  return (await pendingByTable(pool, sources)).reduce((n, t) => n + t.value, 0);
 }
 
 export interface RunningProducer {
@@ -512,7 +500,8 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
   const timer = setInterval(() => {
     void checkShapes().then(() => wake('sweep-timer'));
   }, config.sweepIntervalMs);
-  registerGauge('streamer_pending_rows', 'Changes not yet in Kafka, all tables (read at scrape time)', () => countPending(pool, sources));
+  for (const { name } of sources) for (const c of [metrics.rowsPublished, metrics.rowsFailed]) c.inc({ table: name }, 0);
+  registerGauge('streamer_pending_rows', 'Changes not yet in Kafka, per table (read at scrape time)', () => pendingByTable(pool, sources), ['table']);
   registerGauge('streamer_failed_rows', 'Rows recorded in streamer_failed_rows (read at scrape time)', async () =>
     Number((await pool.query<{ n: string }>('SELECT count(*)::bigint AS n FROM streamer_failed_rows')).rows[0]?.n ?? 0),
   );

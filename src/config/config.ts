@@ -1,6 +1,7 @@
 import { ConfigError } from '../common/errors.js';
 import { maskUrl } from '../common/redact.js';
 import type { TableConfig } from '../tables/spec.js';
+import { defaultGroupId } from './group.js';
 import { tableConfigs } from './tables.js';
 
 /**
@@ -25,8 +26,14 @@ export interface Config {
   kafkaTopic: string;
   /** The first table's dead-letter topic (KAFKA_DLQ_TOPIC for a single table; default `<topic>.dlq`). */
   kafkaDlqTopic: string;
-  /** KAFKA_GROUP_ID — the consumer group writing to ClickHouse. Default streamer-clickhouse */
+  /**
+   * KAFKA_GROUP_ID — the consumer group writing to ClickHouse. Default derived from the topics and
+   * the ClickHouse server and database (src/config/group.ts), e.g.
+   * streamer-clickhouse.127.0.0.1:8123.default.user_event
+   */
   kafkaGroupId: string;
+  /** True when kafkaGroupId is the derived default (then earlier default groups' offsets are taken over). */
+  kafkaGroupIdDefault: boolean;
   /** KAFKA_CLIENT_ID. Default streamer */
   kafkaClientId: string;
   /** KAFKA_SSL=true for TLS to the brokers. Default false */
@@ -90,13 +97,22 @@ export interface Config {
    * pending, and a new Kafka producer is made for the next attempt. Default 30000
    */
   producerPublishTimeoutMs: number;
-  /** HTTP_PORT — /healthz, /readyz, /metrics on 127.0.0.1; 0 turns the server off. Default 9464 */
-  httpPort: number;
+  /**
+   * HTTP_PORT — /healthz, /readyz, /metrics; 0 turns the server off. Null when not set: then each
+   * command has its own port (DEFAULT_HTTP_PORTS), so run, producer and consumer coexist on a host.
+   */
+  httpPort: number | null;
+  /** HTTP_HOST — the address the health/metrics server listens on. Default 127.0.0.1; 0.0.0.0 in a container */
+  httpHost: string;
   /** RETRY_MAX_DELAY_MS — cap of the exponential backoff when a service is down. Default 30000 */
   retryMaxDelayMs: number;
 }
 
 type Env = Record<string, string | undefined>;
+
+/** The health/metrics port of each long-running command when HTTP_PORT is not set. */
+export const DEFAULT_HTTP_PORTS = { run: 9464, producer: 9465, consumer: 9466 } as const;
+export type ServiceRole = keyof typeof DEFAULT_HTTP_PORTS;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const SASL = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
@@ -108,12 +124,12 @@ export function loadConfig(env: Env = process.env): Config {
     const v = env[key];
     return v === undefined || v.trim() === '' ? def : v.trim();
   };
-  const int = (key: string, def: number, min: number, max: number): number => {
+  const int = (key: string, def: number, min: number, max: number, defText = String(def)): number => {
     const raw = env[key];
     if (raw === undefined || raw.trim() === '') return def;
     const n = Number(raw.trim());
     if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new ConfigError(`${key}=${JSON.stringify(raw)} is not valid: expected a whole number from ${min} to ${max} (default ${def})`);
+      throw new ConfigError(`${key}=${JSON.stringify(raw)} is not valid: expected a whole number from ${min} to ${max} (default ${defText})`);
     }
     return n;
   };
@@ -179,6 +195,13 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  const clickhouseUrl = url('CLICKHOUSE_URL', 'http://127.0.0.1:8123', ['http:', 'https:']);
+  const groupId = str('KAFKA_GROUP_ID', '');
+  const httpHost = str('HTTP_HOST', '127.0.0.1');
+  if (!/^(\[?[0-9A-Fa-f:.]+\]?|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$/.test(httpHost)) {
+    throw new ConfigError(`HTTP_HOST=${JSON.stringify(httpHost)} is not valid: expected an address to listen on, e.g. 127.0.0.1 (this host only), 0.0.0.0 (every IPv4 interface, as in a container) or ::`);
+  }
+
   return {
     tables,
     databaseUrl,
@@ -186,11 +209,12 @@ export function loadConfig(env: Env = process.env): Config {
     kafkaBrokers,
     kafkaTopic: first.topic,
     kafkaDlqTopic: first.dlqTopic,
-    kafkaGroupId: str('KAFKA_GROUP_ID', 'streamer-clickhouse'),
+    kafkaGroupId: groupId || defaultGroupId(clickhouseUrl, clickhouseDatabase, tables.map((t) => t.topic)),
+    kafkaGroupIdDefault: groupId === '',
     kafkaClientId: str('KAFKA_CLIENT_ID', 'streamer'),
     kafkaSsl: bool('KAFKA_SSL', false),
     kafkaSasl,
-    clickhouseUrl: url('CLICKHOUSE_URL', 'http://127.0.0.1:8123', ['http:', 'https:']),
+    clickhouseUrl,
     clickhouseDatabase,
     clickhouseUser: str('CLICKHOUSE_USER', 'default'),
     clickhousePassword: env.CLICKHOUSE_PASSWORD ?? '',
@@ -204,7 +228,8 @@ export function loadConfig(env: Env = process.env): Config {
     clickhouseRequestTimeoutMs,
     databaseQueryTimeoutMs: int('DATABASE_QUERY_TIMEOUT_MS', 30_000, 100, 3_600_000),
     producerPublishTimeoutMs: int('PRODUCER_PUBLISH_TIMEOUT_MS', 30_000, 100, 3_600_000),
-    httpPort: int('HTTP_PORT', 9464, 0, 65535),
+    httpPort: env.HTTP_PORT === undefined || env.HTTP_PORT.trim() === '' ? null : int('HTTP_PORT', 0, 0, 65535, `per command: ${Object.entries(DEFAULT_HTTP_PORTS).map(([c, p]) => `${c} ${p}`).join(', ')}; 0 turns it off`),
+    httpHost: httpHost.replace(/^\[(.*)\]$/, '$1'),
     retryMaxDelayMs: int('RETRY_MAX_DELAY_MS', 30_000, 100, 600_000),
   };
 }

@@ -4,22 +4,23 @@
  * trace — for a user's mistake or an unreachable service.
  */
 import { parseArgs } from 'node:util';
-import { configSecrets, loadConfig, type Config } from '../config/config.js';
+import { configSecrets, DEFAULT_HTTP_PORTS, loadConfig, type Config, type ServiceRole } from '../config/config.js';
 import { startConsumer } from '../sink/consumer.js';
 import { StreamerError } from '../common/errors.js';
-import { startHttpServer } from './http.js';
+import { startHttpServer, type Listen } from './http.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { registerGauge } from './metrics.js';
+import { registerGauge, registerInfo } from './metrics.js';
 import { migrate } from './migrate.js';
 import { startProducer, sweepOnce } from '../capture/producer.js';
 import { progressReporter } from './progress.js';
 import { redactText } from '../common/redact.js';
 import { onShutdown } from '../common/signals.js';
-import { firstError, formatStatus, kafkaStatus, status } from './status.js';
+import { firstError, formatStatus, LagMonitor, status } from './status.js';
 import { clickhouseGrants, formatGrants, postgresGrants } from './grants.js';
 import { createPool, assertPgReachable } from '../capture/db.js';
 import { buildSpec, readCatalog } from '../tables/introspect.js';
 import { verify } from './verify.js';
+import { VERSION } from '../common/version.js';
 import { formatVerify } from './verify-format.js';
 
 const USAGE = `Usage: streamer <command> [options]
@@ -53,18 +54,22 @@ Safe to run twice, and from two processes at once.`,
 
 Without --sweep: runs until SIGTERM/SIGINT, publishing every table's changes (inserts, updates,
 deletes) to its topic, woken by the triggers' NOTIFY, at start-up, after every listener reconnect
-and every SWEEP_INTERVAL_MS.
+and every SWEEP_INTERVAL_MS. Health and metrics on HTTP_HOST:HTTP_PORT (default 127.0.0.1:9465).
 
   --sweep   publish everything pending once, print how many changes and how long, exit 0
             (non-zero with one line when PostgreSQL or Kafka cannot be reached)`,
   consumer: `Usage: streamer consumer
 
-Runs until SIGTERM/SIGINT: consumes every table's topic in group KAFKA_GROUP_ID and writes the
+Runs until SIGTERM/SIGINT: consumes every table's topic in its consumer group and writes the
 changes into its ClickHouse table (in CLICKHOUSE_DATABASE); messages that cannot be stored go to
-the table's dead-letter topic.`,
+the table's dead-letter topic. The group is KAFKA_GROUP_ID, by default derived from the ClickHouse
+server, database and topics (streamer-clickhouse.<host:port>.<database>.<topics>); a new default
+group starts where an earlier default group of the same tables left off (README "Consumer group").
+Health and metrics on HTTP_HOST:HTTP_PORT (default 127.0.0.1:9466).`,
   run: `Usage: streamer run
 
-The producer and the consumer in one process (the default deployment). Runs until SIGTERM/SIGINT.`,
+The producer and the consumer in one process (the default deployment). Runs until SIGTERM/SIGINT.
+Health and metrics on HTTP_HOST:HTTP_PORT (default 127.0.0.1:9464).`,
   status: `Usage: streamer status [--json]
 
 Per table: changes pending and rows recorded failed in PostgreSQL, the consumer group's lag per
@@ -123,13 +128,13 @@ export async function main(argv: string[]): Promise<void> {
         return;
       case 'producer':
         if (values.sweep) await sweep(config, logger);
-        else await runServices(config, logger, { producer: true, consumer: false });
+        else await runServices(config, logger, 'producer');
         return;
       case 'consumer':
-        await runServices(config, logger, { producer: false, consumer: true });
+        await runServices(config, logger, 'consumer');
         return;
       case 'run':
-        await runServices(config, logger, { producer: true, consumer: true });
+        await runServices(config, logger, 'run');
         return;
       case 'status': {
         const r = await status(config, logger);
@@ -251,33 +256,55 @@ async function sweep(config: Config, logger: Logger): Promise<void> {
   );
 }
 
-async function runServices(config: Config, logger: Logger, which: { producer: boolean; consumer: boolean }): Promise<void> {
+/** The health/metrics address of a command: HTTP_PORT, or the command's own default port; null when turned off. */
+export function httpListen(config: Pick<Config, 'httpHost' | 'httpPort'>, role: ServiceRole): Listen | null {
+  if (config.httpPort === 0) return null;
+  if (config.httpPort !== null) return { host: config.httpHost, port: config.httpPort };
+  return { host: config.httpHost, port: DEFAULT_HTTP_PORTS[role], defaultOf: role };
+}
+
+async function runServices(config: Config, logger: Logger, role: ServiceRole): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
   const dones: Promise<void>[] = [];
-  const readiness: Array<() => string | null> = [];
+  const readiness: Array<{ component: string; notReady: () => string | null }> = [];
+  let starting = true;
+  const notReady = () => (starting ? [`${role}: starting`] : readiness.map((r) => r.notReady()).filter((r): r is string => r !== null));
   try {
-    if (which.consumer) {
+    // The port first: a busy one fails before any connection is made (before the consumer joins
+    // its group and makes the other members rebalance, say). /readyz says "starting" till then.
+    const listen = httpListen(config, role);
+    if (listen) {
+      const server = await startHttpServer(listen, logger, notReady);
+      stops.push(() => server.close());
+    }
+    registerInfo(role, VERSION);
+    if (role !== 'producer') {
       const c = await startConsumer(config, logger);
       stops.push(() => c.stop());
       dones.push(c.done);
-      readiness.push(() => (c.ready ? null : 'consumer: cannot store batches in ClickHouse or commit to Kafka'));
+      readiness.push({ component: 'consumer', notReady: () => (c.ready ? null : 'consumer: cannot store batches in ClickHouse or commit to Kafka') });
+      const lag = LagMonitor.forConfig(config, logger);
+      stops.push(() => lag.close());
       registerGauge(
         'streamer_consumer_lag',
-        'Messages of each table\'s topic not yet committed by KAFKA_GROUP_ID, per partition (read at scrape time)',
-        async () => (await kafkaStatus(config, logger)).flatMap((t) => t.partitions.map((p) => ({ labels: { topic: t.topic, partition: String(p.partition) }, value: p.lag }))),
+        'Messages of each table\'s topic not yet committed by the consumer group, per partition (read at scrape time, over one kept Kafka connection)',
+        async () => (await lag.read()).flatMap((t) => t.partitions.map((p) => ({ labels: { topic: t.topic, partition: String(p.partition) }, value: p.lag }))),
         ['topic', 'partition'],
       );
     }
-    if (which.producer) {
+    if (role !== 'consumer') {
       const p = await startProducer(config, logger);
       stops.push(() => p.stop());
       dones.push(p.done);
-      readiness.push(() => (p.ready ? null : 'producer: PostgreSQL LISTEN connection is down'));
+      readiness.push({ component: 'producer', notReady: () => (p.ready ? null : 'producer: PostgreSQL LISTEN connection is down') });
     }
-    if (config.httpPort > 0) {
-      const server = await startHttpServer(config.httpPort, logger, () => readiness.map((r) => r()).filter((r): r is string => r !== null));
-      stops.push(() => server.close());
-    }
+    registerGauge(
+      'streamer_ready',
+      'Per component of this process: 1 when ready (what /readyz answers 200 for), 0 when not',
+      async () => readiness.map((r) => ({ labels: { component: r.component }, value: r.notReady() === null ? 1 : 0 })),
+      ['component'],
+    );
+    starting = false;
   } catch (err) {
     await Promise.all(stops.map((s) => s()));
     throw err;

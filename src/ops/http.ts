@@ -1,6 +1,7 @@
 /**
  * /healthz (the process is alive), /readyz (connected to what it needs: 200 or 503 with the
- * reasons) and /metrics (Prometheus text), on 127.0.0.1:HTTP_PORT. HTTP_PORT=0 turns it off.
+ * reasons) and /metrics (Prometheus text), on HTTP_HOST:HTTP_PORT (default 127.0.0.1 and a port
+ * per command, DEFAULT_HTTP_PORTS). HTTP_PORT=0 turns it off.
  */
 import http from 'node:http';
 import { StreamerError } from '../common/errors.js';
@@ -12,8 +13,15 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
+export interface Listen {
+  host: string;
+  port: number;
+  /** When the port is the command's default, not HTTP_PORT: named so in the error when it is taken. */
+  defaultOf?: string;
+}
+
 /** `readiness` returns the list of what is not ready (empty = ready). */
-export async function startHttpServer(port: number, logger: Logger, readiness: () => string[]): Promise<HttpServer> {
+export async function startHttpServer({ host, port, defaultOf }: Listen, logger: Logger, readiness: () => string[]): Promise<HttpServer> {
   const log = logger.child({ component: 'http' });
   const server = http.createServer((req, res) => {
     const url = req.url?.split('?')[0];
@@ -37,16 +45,17 @@ export async function startHttpServer(port: number, logger: Logger, readiness: (
       reject(
         new StreamerError(
           err.code === 'EADDRINUSE'
-            ? `HTTP_PORT=${port} is already in use on 127.0.0.1 — set HTTP_PORT to a free port, or 0 to turn the health/metrics server off`
-            : `cannot serve health and metrics on 127.0.0.1:${port}: ${err.message}`,
+            ? `${defaultOf ? `port ${port}, the default health/metrics port of "streamer ${defaultOf}", is` : `HTTP_PORT=${port} is`} already in use on ${host}${defaultOf ? ` (another "streamer ${defaultOf}" on this host?)` : ''} — set HTTP_PORT to a free port, or 0 to turn the health/metrics server off`
+            : `cannot serve health and metrics on ${host}:${port} (HTTP_HOST, HTTP_PORT): ${err.message}`,
           { cause: err },
         ),
       ),
     );
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const actual = (server.address() as { port: number }).port;
-  log.info({ port: actual }, `health and metrics on http://127.0.0.1:${actual} (/healthz, /readyz, /metrics)`);
+  const shown = host.includes(':') ? `[${host}]` : host;
+  log.info({ host, port: actual }, `health and metrics on http://${shown}:${actual} (/healthz, /readyz, /metrics)`);
   return {
     port: actual,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

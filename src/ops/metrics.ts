@@ -1,21 +1,30 @@
 /**
- * Prometheus metrics of this process (prom-client), served on /metrics by src/http.ts.
- * One registry per process: the CLI runs one producer and/or one consumer.
+ * Prometheus metrics of this process (prom-client), served on /metrics by src/ops/http.ts.
+ * One registry per process: the CLI runs one producer and/or one consumer. Counters of rows carry
+ * the PostgreSQL table (`table="public.user_login"`). deploy/ holds a Grafana dashboard and alert
+ * rules built on exactly these names (test/unit/deploy.test.ts checks them against a live scrape).
  */
 import client from 'prom-client';
 
 export const registry = new client.Registry();
-client.collectDefaultMetrics({ register: registry, prefix: 'streamer_process_' });
+// Node's and the process's own figures as streamer_process_* and streamer_nodejs_* (prom-client's
+// names behind the prefix; before issue 13 the prefix doubled them: streamer_process_process_*).
+client.collectDefaultMetrics({ register: registry, prefix: 'streamer_' });
 
 const rowBuckets = [1, 10, 50, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000];
 
 export const metrics = {
-  rowsPublished: new client.Counter({ name: 'streamer_rows_published_total', help: 'Rows published to Kafka and marked sent', registers: [registry] }),
-  rowsFailed: new client.Counter({ name: 'streamer_rows_failed_total', help: 'Rows Kafka refused for good, recorded in streamer_failed_rows', registers: [registry] }),
+  rowsPublished: new client.Counter({ name: 'streamer_rows_published_total', help: 'Changes published to Kafka and marked sent, per table', labelNames: ['table'], registers: [registry] }),
+  rowsFailed: new client.Counter({ name: 'streamer_rows_failed_total', help: 'Rows Kafka refused for good, recorded in streamer_failed_rows, per table', labelNames: ['table'], registers: [registry] }),
   producerBatchRows: new client.Histogram({ name: 'streamer_producer_batch_rows', help: 'Rows per producer batch (claim → publish → mark)', buckets: rowBuckets, registers: [registry] }),
-  rowsInserted: new client.Counter({ name: 'streamer_rows_inserted_total', help: 'Rows inserted into ClickHouse', registers: [registry] }),
-  rowsDuplicate: new client.Counter({ name: 'streamer_rows_duplicate_skipped_total', help: 'Messages skipped because ClickHouse already held their id', registers: [registry] }),
-  deadLetters: new client.Counter({ name: 'streamer_dead_letters_total', help: 'Messages sent to the dead-letter topic', registers: [registry] }),
+  rowsInserted: new client.Counter({ name: 'streamer_rows_inserted_total', help: 'Rows (versions and deletes) inserted into ClickHouse, per table', labelNames: ['table'], registers: [registry] }),
+  rowsDuplicate: new client.Counter({
+    name: 'streamer_rows_duplicate_skipped_total',
+    help: 'Messages not inserted because ClickHouse already held that version of the key or a newer one, per table',
+    labelNames: ['table'],
+    registers: [registry],
+  }),
+  deadLetters: new client.Counter({ name: 'streamer_dead_letters_total', help: 'Messages sent to the dead-letter topic, per table', labelNames: ['table'], registers: [registry] }),
   consumerBatchRows: new client.Histogram({ name: 'streamer_consumer_batch_rows', help: 'Rows per ClickHouse insert', buckets: rowBuckets, registers: [registry] }),
   // The Kafka message timestamp is the moment the producer claimed the row, normally a few ms
   // after the INSERT's commit woke it (NOTIFY); the benchmark measures the full INSERT → ClickHouse
@@ -27,6 +36,13 @@ export const metrics = {
     registers: [registry],
   }),
 };
+
+/** `streamer_info{command, version}` 1: which command a scraped process runs. */
+export function registerInfo(command: string, version: string): void {
+  const name = 'streamer_info';
+  if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+  new client.Gauge({ name, help: 'Always 1; the labels say which streamer command and version this process runs', labelNames: ['command', 'version'], registers: [registry] }).set({ command, version }, 1);
+}
 
 /** Gauges whose value is read at scrape time (pending rows, consumer lag). */
 export function registerGauge(name: string, help: string, read: () => Promise<number | Array<{ labels: Record<string, string>; value: number }>>, labelNames: string[] = []): void {

@@ -21,6 +21,7 @@ import { shapeOf } from '../capture/pg-migrate.js';
 import { producerPlans } from '../capture/plans.js';
 import { describeShapeChange } from '../capture/producer.js';
 import { createKafka, kafkaUnreachableMessage } from '../kafka/kafka.js';
+import { withDeadline } from '../common/retry.js';
 import { checkClickHouse, clickhouseTableExists, createClickHouse } from '../sink/clickhouse.js';
 import { chIdent, chLiteral, pgIdent } from '../tables/identifiers.js';
 import { buildSpec, readCatalog } from '../tables/introspect.js';
@@ -212,31 +213,105 @@ async function tablePostgres(pool: ReturnType<typeof createPool>, config: Config
   }
 }
 
-export async function kafkaStatus(config: Config, logger: Logger): Promise<KafkaStatus[]> {
-  const group = config.kafkaGroupId;
-  // One retry, soon: a command, not a service; an unreachable Kafka is reported in seconds.
-  const admin = createKafka(config, logger, '-status').admin({ retry: { retries: 1, initialRetryTime: 200, maxRetryTime: 1000 } });
+/** A connected kafkajs admin client (the type without importing kafkajs here). */
+type KafkaAdmin = ReturnType<ReturnType<typeof createKafka>['admin']>;
+/** What readLags needs of it: a fake in the unit tests. */
+export type LagAdmin = Pick<KafkaAdmin, 'listTopics' | 'fetchTopicOffsets' | 'fetchOffsets' | 'disconnect'>;
+
+/** A brief (quickly failing) admin client, connected; an UnreachableError naming Kafka otherwise. */
+async function connectAdmin(config: Config, logger: Logger, suffix: string): Promise<KafkaAdmin> {
+  const admin = createKafka(config, logger, suffix, undefined, { brief: true }).admin();
   try {
     await admin.connect();
   } catch (err) {
     await admin.disconnect().catch(() => {});
     throw new UnreachableError(kafkaUnreachableMessage(config, err), err);
   }
-  try {
-    const existing = new Set(await admin.listTopics());
-    const out: KafkaStatus[] = [];
-    for (const { topic } of config.tables) {
-      if (!existing.has(topic)) {
-        out.push({ topic, group, topicExists: false, partitions: [], totalLag: 0 });
-        continue;
-      }
-      const watermarks = await admin.fetchTopicOffsets(topic);
-      const committed = (await admin.fetchOffsets({ groupId: group, topics: [topic] })).find((x) => x.topic === topic)?.partitions ?? [];
-      out.push({ topic, group, topicExists: true, ...partitionLags(watermarks, committed) });
+  return admin;
+}
+
+/** Every table's lag with one connected admin: the topics, then one offsets request per topic and one for the group. */
+export async function readLags(admin: LagAdmin, config: Config): Promise<KafkaStatus[]> {
+  const group = config.kafkaGroupId;
+  const existing = new Set(await admin.listTopics());
+  const present = config.tables.map((t) => t.topic).filter((topic) => existing.has(topic));
+  const committed = present.length > 0 ? await admin.fetchOffsets({ groupId: group, topics: present }) : [];
+  const out: KafkaStatus[] = [];
+  for (const { topic } of config.tables) {
+    if (!existing.has(topic)) {
+      out.push({ topic, group, topicExists: false, partitions: [], totalLag: 0 });
+      continue;
     }
-    return out;
+    const watermarks = await admin.fetchTopicOffsets(topic);
+    out.push({ topic, group, topicExists: true, ...partitionLags(watermarks, committed.find((x) => x.topic === topic)?.partitions ?? []) });
+  }
+  return out;
+}
+
+export async function kafkaStatus(config: Config, logger: Logger): Promise<KafkaStatus[]> {
+  const admin = await connectAdmin(config, logger, '-status');
+  try {
+    return await readLags(admin, config);
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * The consumer's lag gauge, read at scrape time: one admin connection kept between scrapes
+ * (dropped after a failure, made again by the next scrape), scrapes arriving together share one
+ * read, a read younger than `maxAgeMs` is reused, and a read answers within `timeoutMs` or fails
+ * (the gauge then has no value). Before, every scrape built, connected and disconnected a client.
+ */
+export class LagMonitor {
+  private admin: Promise<LagAdmin> | null = null;
+  private inFlight: Promise<KafkaStatus[]> | null = null;
+  private last: { at: number; value: KafkaStatus[] } | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly connect: () => Promise<LagAdmin>,
+    private readonly opts: { maxAgeMs: number; timeoutMs: number } = { maxAgeMs: 1000, timeoutMs: 5000 },
+  ) {}
+
+  static forConfig(config: Config, logger: Logger): LagMonitor {
+    return new LagMonitor(config, () => connectAdmin(config, logger, '-lag'));
+  }
+
+  read(): Promise<KafkaStatus[]> {
+    if (this.closed) return Promise.reject(new StreamerError('the lag monitor is closed'));
+    if (this.last && Date.now() - this.last.at < this.opts.maxAgeMs) return Promise.resolve(this.last.value);
+    this.inFlight ??= this.fetch().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  private async fetch(): Promise<KafkaStatus[]> {
+    this.admin ??= this.connect();
+    const admin = this.admin;
+    try {
+      const value = await withDeadline(
+        admin.then((a) => readLags(a, this.config)),
+        this.opts.timeoutMs,
+        () => new UnreachableError(`Kafka at ${this.config.kafkaBrokers.join(',')} did not answer the lag read within ${this.opts.timeoutMs} ms`),
+      );
+      this.last = { at: Date.now(), value };
+      return value;
+    } catch (err) {
+      if (this.admin === admin) this.admin = null;
+      void admin.then((a) => a.disconnect()).catch(() => {});
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inFlight?.catch(() => {});
+    const admin = this.admin;
+    this.admin = null;
+    await admin?.then((a) => a.disconnect()).catch(() => {});
   }
 }
 

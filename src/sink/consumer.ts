@@ -20,11 +20,13 @@ import { capabilities } from '../tables/server.js';
 import type { Config } from '../config/config.js';
 import { sendDeadLetters, type DeadLetterInput, type DeadLetterRecord } from './dead-letters.js';
 import { describeError, StreamerError, UnreachableError } from '../common/errors.js';
+import { takeOverEarlierOffsets } from '../kafka/group-offsets.js';
 import { createKafka, isRecordRejected, kafkaFailure, kafkaUnreachableMessage, UNKNOWN_TOPIC_TEXT, type KafkaLogEntry } from '../kafka/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { metrics } from '../ops/metrics.js';
 import { backoffDelay } from '../common/retry.js';
 import { ConsumerRunner } from './runner.js';
+import { tableKey } from '../config/tables.js';
 import { TableSink, type SinkInput } from './sink.js';
 
 /** A consumed message as the rest of the code sees it. */
@@ -49,6 +51,8 @@ export interface RunningConsumer {
 
 /** A table as the consumer writes it. */
 interface TableTarget {
+  /** The PostgreSQL table ([schema.]table), the metrics' label. */
+  table: string;
   topic: string;
   dlqTopic: string;
   sink: TableSink<InboundMessage>;
@@ -63,11 +67,13 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     const version = await checkClickHouse(client, config);
     const caps = capabilities(version);
     for (const t of config.tables) {
-      targets.set(t.topic, { topic: t.topic, dlqTopic: t.dlqTopic, sink: await TableSink.open<InboundMessage>(client, config.clickhouseDatabase, t.clickhouseTable, caps, logger) });
+      targets.set(t.topic, { table: tableKey(t), topic: t.topic, dlqTopic: t.dlqTopic, sink: await TableSink.open<InboundMessage>(client, config.clickhouseDatabase, t.clickhouseTable, caps, logger) });
     }
     const dlt = await (await client.query({ query: "SELECT toString(count()) AS n FROM system.tables WHERE database = currentDatabase() AND name = 'streamer_dead_letters'", format: 'JSONEachRow' })).json<{ n: string }>();
     if (dlt[0]?.n === '0') throw new StreamerError(`ClickHouse table ${config.clickhouseDatabase}.streamer_dead_letters does not exist — create it with "streamer migrate"`);
     await k.check();
+    // Every table's series from the start, at 0: dashboards and alerts see a table before its first row.
+    for (const { table } of targets.values()) for (const c of [metrics.rowsInserted, metrics.rowsDuplicate, metrics.deadLetters]) c.inc({ table }, 0);
   } catch (err) {
     await client.close().catch(() => {});
     throw err;
@@ -114,6 +120,8 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
         throw await missingWhileLoading(client, err, clickhouseFailure(config, err, `${config.clickhouseDatabase}.${target.sink.name}`), lastStoredAt);
       }
       for (const r of result.rejected) dead.push(letter(r.ref, r.reason));
+      metrics.rowsInserted.inc({ table: target.table }, result.inserted);
+      metrics.rowsDuplicate.inc({ table: target.table }, result.duplicates);
       inserted += result.inserted;
       duplicates += result.duplicates;
       truncates += result.truncates;
@@ -136,9 +144,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     totals.duplicates += duplicates;
     totals.deadLettered += dead.length;
     totals.truncates += truncates;
-    metrics.rowsInserted.inc(inserted);
-    metrics.rowsDuplicate.inc(duplicates);
-    metrics.deadLetters.inc(dead.length);
+    for (const d of dead) metrics.deadLetters.inc({ table: (targets.get(d.topic) as TableTarget).table });
     metrics.consumerBatchRows.observe(batch.length);
     // The message timestamp is set by the producer when it claimed the change in PostgreSQL.
     const now = Date.now();
@@ -349,6 +355,12 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
           await admin.createTopics({ topics: [{ topic }], waitForLeaders: true }).catch((err: unknown) => {
             log.warn({ topic, err: describeError(err) }, 'could not create the topic; it must exist');
           });
+        }
+        if (config.kafkaGroupIdDefault) {
+          const target = { groupId: config.kafkaGroupId, clickhouseUrl: config.clickhouseUrl, database: config.clickhouseDatabase, topics };
+          await takeOverEarlierOffsets(admin, target, log).catch((err: unknown) =>
+            log.warn({ groupId: config.kafkaGroupId, err: describeError(err) }, 'could not look for the committed offsets of earlier default consumer groups; partitions this group never committed are read from their beginning'),
+          );
         }
       } finally {
         await admin.disconnect().catch(() => {});

@@ -1,27 +1,18 @@
 // The whole pipeline through the real binary, as a user runs it: migrate, run, insert, then
 // check ClickHouse, verify, status and the HTTP endpoints.
-import { createServer } from 'node:net';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli } from '../support/cli.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { insertSeedRows, SEED_DDL, SEED_ROWS, withPg } from '../support/pg.js';
 import { waitFor } from '../support/wait.js';
+import { freePort } from '../support/ports.js';
 
 let iso: Isolated;
 let ch: ClickHouseClient;
 let run: ReturnType<typeof startCli> | undefined;
 let port: number;
 let env: Record<string, string>;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const chRows = async (sql: string) => (await (await ch.query({ query: sql, format: 'JSONEachRow' })).json()) as Array<Record<string, unknown>>;
 const chCount = async () => Number((await chRows('SELECT count() AS n FROM user_login'))[0]!.n);
@@ -80,15 +71,18 @@ describe('streamer migrate + run + verify + status (CLI)', () => {
     // Counters move right after the acknowledgements the rows' arrival depends on (the producer's
     // COMMIT can land a moment after the row is visible in ClickHouse): poll until they settle.
     const expected = [
-      /^streamer_rows_published_total 11$/m,
-      /^streamer_rows_inserted_total 11$/m,
-      /^streamer_pending_rows 0$/m,
+      /^streamer_rows_published_total\{table="public\.user_login"\} 11$/m,
+      /^streamer_rows_inserted_total\{table="public\.user_login"\} 11$/m,
+      /^streamer_pending_rows\{table="public\.user_login"\} 0$/m,
       /^streamer_claim_to_clickhouse_seconds_count 11$/m,
       /^streamer_consumer_lag\{topic="[^"]+",partition="\d+"\} \d+$/m,
       /^streamer_consumer_batch_rows_count \d+$/m,
       /^streamer_producer_batch_rows_count \d+$/m,
-      /^streamer_dead_letters_total 0$/m,
+      /^streamer_dead_letters_total\{table="public\.user_login"\} 0$/m,
       /^streamer_failed_rows 0$/m,
+      /^streamer_ready\{component="consumer"\} 1$/m,
+      /^streamer_ready\{component="producer"\} 1$/m,
+      /^streamer_info\{command="run",version="\d+\.\d+\.\d+"\} 1$/m,
     ];
     const metrics = await waitFor('the metrics of 11 rows', async () => {
       const text = await (await fetch(`${base}/metrics`)).text();
