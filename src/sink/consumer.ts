@@ -176,8 +176,14 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
   try {
     await k.run({
       onMessages: (messages, heartbeat) => runner.handle(messages, heartbeat),
-      onAssigned: (assigned) => runner.assigned(assigned),
-      onTopicSuspect: (topic) => runner.forgetTopic(topic),
+      onAssigned: (assigned) => {
+        for (const t of targets.values()) t.sink.forgetWatermarks();
+        runner.assigned(assigned);
+      },
+      onTopicSuspect: (topic) => {
+        targets.get(topic)?.sink.forgetWatermarks();
+        runner.forgetTopic(topic);
+      },
     });
   } catch (err) {
     await stop().catch(() => {});

@@ -12,7 +12,8 @@
  *  1. maps every upsert and delete to a row (a delete: its key, `_deleted` 1, the other columns
  *     NULL or their type's zero), refusing values the column cannot hold;
  *  2. keeps, per key, the message of the highest version (older ones could never win);
- *  3. drops those whose version ClickHouse already has for that key, or a newer one (ONE query);
+ *  3. drops those whose version ClickHouse already has for that key, or a newer one (ONE query,
+ *     only for the rows at or below their partition's watermark: see below);
  *  4. inserts the rest in ONE JSONEachRow insert (one MergeTree part);
  *  5. if ClickHouse refuses the data anyway, halves the batch until the culprits are single rows,
  *     returns those as rejected and stores the rest;
@@ -20,6 +21,17 @@
  *     version (the consumer of each partition does so at its own marker; see README).
  * It throws only when ClickHouse is unavailable (or refuses for good); a retry of the same batch
  * is safe, because step 3 finds whatever a failed attempt managed to store.
+ *
+ * Watermarks (issue 14): the query of step 3 cost as much ClickHouse and consumer time as the
+ * insert, and during a drain it finds nothing — every message is newer than anything stored. A
+ * key's versions all travel in one partition, and only the member that owns the partition writes
+ * them. So per partition the sink keeps a version at or above every version ClickHouse can hold
+ * for that partition's keys: the table's max(_version), read once after each change of assignment
+ * (the floor), raised to each batch's versions before its insert is sent (so a failed or
+ * unanswered insert is looked up on the retry, like before). A row above its partition's
+ * watermark cannot be stored yet and skips the query; only rows at or below it (a redelivery, a
+ * second producer's late batch) are looked up. A TRUNCATE's deletes, which cover every partition,
+ * raise every watermark.
  *
  * An insert the client gave up on (CLICKHOUSE_REQUEST_TIMEOUT_MS, a reset connection) may still
  * run on the server and finish after the retry's step 3 looked (issue 9, finding 3). So every
@@ -82,6 +94,7 @@ interface Column {
 
 interface Row<T> {
   key: string; // the key's literals, joined: identifies the key within the batch
+  partition: number;
   keyLiterals: string[];
   version: number;
   json: string;
@@ -91,6 +104,9 @@ interface Row<T> {
 
 /** Query ids of inserts that ended without an answer: they may still run on the server. */
 const RUNNING = (ids: readonly string[]) => `SELECT query_id AS q, toString(elapsed) AS s FROM system.processes WHERE query_id IN (${ids.map(chLiteral).join(',')})`;
+
+/** The highest version stored in a table (every row, deletes included): the watermarks' floor. */
+const MAX_VERSION = (table: string) => `SELECT toString(max(_version)) AS v FROM ${table}`;
 
 /** The query id of a batch's insert: from its Kafka positions, so every attempt has the same. */
 export function insertQueryId(table: string, inputs: readonly { topic: string; partition: number; offset: string }[], part = ''): string {
@@ -105,6 +121,12 @@ export class TableSink<T> {
   private readonly unanswered = new Set<string>();
   private readonly table: string;
   private columnNameSet: Set<string>;
+  /** max(_version) of the table as read after the last change of assignment; null: read it again. */
+  private floor: number | null = null;
+  /** Per Kafka partition: at or above every version stored for its keys since the floor was read. */
+  private readonly watermarks = new Map<number, number>();
+  /** Rows whose stored versions were looked up, and rows that skipped the lookup (for the bench and tests). */
+  readonly lookups = { checked: 0, skipped: 0 };
 
   private constructor(
     private readonly client: ClickHouseClient,
@@ -166,6 +188,31 @@ export class TableSink<T> {
     this.log.info({ added }, 'ClickHouse table columns read again');
   }
 
+  /**
+   * The consumer's partitions changed (or a topic may have been re-created): another member may
+   * have stored versions of these partitions' keys meanwhile, so the floor is read again.
+   */
+  forgetWatermarks(): void {
+    this.floor = null;
+    this.watermarks.clear();
+  }
+
+  private async versionFloor(): Promise<number> {
+    if (this.floor === null) {
+      const rs = await this.client.query({ query: MAX_VERSION(this.table), format: 'JSONEachRow' });
+      this.floor = Number((await rs.json<{ v: string }>())[0]?.v ?? 0);
+    }
+    return this.floor;
+  }
+
+  private watermark(partition: number, floor: number): number {
+    return Math.max(this.watermarks.get(partition) ?? -1, floor);
+  }
+
+  private raiseWatermark(partition: number, version: number): void {
+    if (version > (this.watermarks.get(partition) ?? -1)) this.watermarks.set(partition, version);
+  }
+
   /** The replicated columns, for checks of the message shape. */
   columnNames(): string[] {
     return this.columns.map((c) => c.name);
@@ -198,11 +245,18 @@ export class TableSink<T> {
         newest.set(row.key, row);
       }
     }
-    // 3. what ClickHouse has
+    // 3. what ClickHouse has, for the rows not above their partition's watermark
     await this.waitForUnanswered();
-    const stored = await this.storedVersions([...newest.values()]);
-    const fresh = [...newest.values()].filter((r) => r.version > (stored.get(r.key) ?? -1));
+    const floor = await this.versionFloor();
+    const rows = [...newest.values()];
+    const toCheck = rows.filter((r) => r.version <= this.watermark(r.partition, floor));
+    this.lookups.checked += toCheck.length;
+    this.lookups.skipped += rows.length - toCheck.length;
+    const stored = await this.storedVersions(toCheck);
+    const fresh = rows.filter((r) => r.version > (stored.get(r.key) ?? -1));
     const duplicates = newest.size - fresh.length + superseded;
+    // Before the insert is sent: should it fail or its answer be lost, the retry looks these up.
+    for (const r of fresh) this.raiseWatermark(r.partition, r.version);
     // 4./5. insert
     const refusedBefore = new Set(rejected.map((r) => r.ref));
     await this.insertSplitting(fresh, rejected, insertQueryId(this.name, inputs));
@@ -261,7 +315,7 @@ export class TableSink<T> {
     }
     json += `"_version":${version},"_deleted":${op === 'delete' ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`;
     const key = this.keys.map((k, i) => k.codec.canon(keyValues[i])).join('\u0000');
-    return { key, keyLiterals, version, json, ref: input.ref, position: `${input.partition}:${input.offset}` };
+    return { key, partition: input.partition, keyLiterals, version, json, ref: input.ref, position: `${input.partition}:${input.offset}` };
   }
 
   /** Per key of `rows`, the highest version ClickHouse holds (rows without FINAL: deletes included). */
@@ -337,6 +391,9 @@ export class TableSink<T> {
    */
   private async truncateBefore(version: number, partition: number, offset: string): Promise<void> {
     const keys = this.keys.map((k) => chIdent(k.name)).join(', ');
+    // Deletes of this version for keys of every partition: no partition's watermark may stay below it.
+    if (this.floor !== null) this.floor = Math.max(this.floor, version);
+    for (const p of this.watermarks.keys()) this.raiseWatermark(p, version);
     await this.client.command({
       query:
         `INSERT INTO ${this.table} (${keys}, _version, _deleted, _kafka_partition, _kafka_offset, _ingested_at) ` +

@@ -1,0 +1,117 @@
+// The sink's watermarks (issue 14): rows above their partition's watermark skip the query of the
+// versions ClickHouse holds; everything at or below it — a redelivery, a retry after a failed
+// insert, anything after a change of assignment — is looked up as before. A fake ClickHouse that
+// stores inserted rows answers the queries; the real server: the consumer's integration tests
+// (a replay under a new group adds nothing) and the fault suite (kill -9, frozen ClickHouse).
+import type { ClickHouseClient } from '@clickhouse/client';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/common/logger.js';
+import { TableSink, type SinkInput } from '../../src/sink/sink.js';
+import { capabilities } from '../../src/tables/server.js';
+
+const log = createLogger({ level: 'silent', secrets: [] });
+
+/** A ClickHouse holding one table (id Int64 key, name String); it can be told to fail inserts. */
+function fakeClickHouse() {
+  const rows: Array<{ id: number; version: number }> = [];
+  const queries: string[] = [];
+  let failInserts = 0;
+  const answer = (data: unknown[]) => ({ json: async () => data });
+  const client = {
+    query: async ({ query }: { query: string }) => {
+      queries.push(query.startsWith('SELECT name, type') ? 'columns' : / AS v FROM /.test(query) ? 'max' : 'lookup');
+      if (query.startsWith('SELECT name, type')) {
+        return answer([
+          { name: 'id', type: 'Int64', sorting: 1, kind: '' },
+          { name: 'name', type: 'String', sorting: 0, kind: '' },
+          ...['_version', '_deleted', '_kafka_partition', '_kafka_offset', '_ingested_at'].map((n) => ({ name: n, type: n === '_ingested_at' ? "DateTime('UTC')" : 'UInt64', sorting: 0, kind: '' })),
+        ]);
+      }
+      if (/ AS v FROM /.test(query)) return answer([{ v: String(Math.max(0, ...rows.map((r) => r.version))) }]);
+      const ids = new Set(((/IN \(([^)]*)\)/.exec(query)?.[1] ?? '').split(',')).map(Number));
+      const max = new Map<number, number>();
+      for (const r of rows) if (ids.has(r.id)) max.set(r.id, Math.max(max.get(r.id) ?? -1, r.version));
+      return answer([...max].map(([id, v]) => ({ __streamer_k0: String(id), __streamer_v: String(v) })));
+    },
+    exec: async ({ query }: { query: string }) => {
+      if (failInserts > 0) {
+        failInserts--;
+        // The insert lands, but its answer is lost (a timeout): the worst case for a retry.
+        for (const line of query.split('\n').slice(1)) rows.push({ id: JSON.parse(line).id, version: JSON.parse(line)._version });
+        throw Object.assign(new Error('Timeout error.'), {});
+      }
+      for (const line of query.split('\n').slice(1)) rows.push({ id: JSON.parse(line).id, version: JSON.parse(line)._version });
+      return { stream: { resume: () => {} } };
+    },
+    command: async () => ({}),
+  };
+  return { client: client as unknown as ClickHouseClient, rows, queries, failNextInsert: () => (failInserts = 1) };
+}
+
+const inputs = (list: Array<[id: number, version: number, partition: number]>): SinkInput<number>[] =>
+  list.map(([id, version, partition], i) => ({ message: { op: 'upsert', version, fields: { id, name: `n${id}` } }, topic: 't', partition, offset: String(i), ref: i }));
+
+async function open() {
+  const ch = fakeClickHouse();
+  const sink = await TableSink.open<number>(ch.client, 'db', 't', capabilities({ major: 18, minor: 16 }), log);
+  ch.queries.length = 0;
+  return { ch, sink };
+}
+
+describe('TableSink watermarks', () => {
+  it('a drain of new versions: the floor is read once, then no row is looked up', async () => {
+    const { ch, sink } = await open();
+    for (let b = 0; b < 3; b++) {
+      const r = await sink.write(inputs([[b * 10 + 1, b * 10 + 1, 0], [b * 10 + 2, b * 10 + 2, 1]]));
+      expect(r.inserted).toBe(2);
+    }
+    expect(ch.queries).toEqual(['max']);
+    expect(sink.lookups).toEqual({ checked: 0, skipped: 6 });
+    expect(ch.rows).toHaveLength(6);
+  });
+
+  it('a redelivered batch is looked up and nothing is stored twice', async () => {
+    const { ch, sink } = await open();
+    await sink.write(inputs([[1, 5, 0], [2, 6, 1]]));
+    const again = await sink.write(inputs([[1, 5, 0], [2, 6, 1], [3, 7, 1]]));
+    expect(again).toMatchObject({ inserted: 1, duplicates: 2 });
+    expect(ch.rows.map((r) => [r.id, r.version])).toEqual([[1, 5], [2, 6], [3, 7]]);
+    expect(sink.lookups).toEqual({ checked: 2, skipped: 3 }); // versions 5 and 6: at their partitions' watermarks
+  });
+
+  it('another partition is not held back by one that is ahead', async () => {
+    const { sink } = await open();
+    await sink.write(inputs([[1, 100, 0]]));
+    await sink.write(inputs([[2, 50, 1]])); // partition 1 below partition 0's versions: still nothing to look up
+    expect(sink.lookups).toEqual({ checked: 0, skipped: 2 });
+  });
+
+  it('an insert whose answer was lost: the retry looks its rows up and skips what landed', async () => {
+    const { ch, sink } = await open();
+    ch.failNextInsert();
+    await expect(sink.write(inputs([[1, 1, 0], [2, 2, 0]]))).rejects.toThrow('Timeout');
+    const retry = await sink.write(inputs([[1, 1, 0], [2, 2, 0]]));
+    expect(retry).toMatchObject({ inserted: 0, duplicates: 2 });
+    expect(ch.rows).toHaveLength(2);
+  });
+
+  it('after a change of assignment the floor is read again: versions another member stored are found', async () => {
+    const { ch, sink } = await open();
+    await sink.write(inputs([[1, 1, 0]]));
+    // Another member owned partition 1 meanwhile and stored version 9 of key 2.
+    ch.rows.push({ id: 2, version: 9 });
+    sink.forgetWatermarks();
+    const r = await sink.write(inputs([[2, 9, 1]]));
+    expect(r).toMatchObject({ inserted: 0, duplicates: 1 });
+    expect(ch.queries.filter((q) => q === 'max')).toHaveLength(2);
+  });
+
+  it('a redelivery is looked up, not trusted: a version ClickHouse does not hold is stored again', async () => {
+    const { ch, sink } = await open();
+    await sink.write(inputs([[1, 5, 0]]));
+    ch.rows.length = 0; // as if nothing had been stored: the lookup finds nothing, so it is inserted again
+    await sink.write(inputs([[1, 5, 0]]));
+    expect(sink.lookups.checked).toBe(1);
+    expect(ch.rows).toHaveLength(1);
+  });
+});
