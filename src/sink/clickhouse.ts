@@ -153,23 +153,48 @@ export const CLICKHOUSE_LOADING_GRACE_S = 120;
  * A table or database "missing" (60, 81) on a server that restarted since `seenAt` (when this
  * process last saw the table, by storing into it or opening it), moments ago: ClickHouse 18.16
  * answers HTTP while it still attaches its tables — the fault suite met it after a restart, and a
- * consumer that took it for a dropped table stopped for good. Such an error becomes retriable; on
- * a server that did not restart meanwhile (the table was dropped) it stays what clickhouseFailure
- * says: an operator must act.
+ * consumer that took it for a dropped table stopped for good. It also answers so while it SHUTS
+ * DOWN (it detaches the tables before it stops serving HTTP: the full fault profile met it on
+ * 2026-11-26, an insert 33 ms after a successful one). Such an error becomes retriable; a table
+ * is taken as dropped (what clickhouseFailure says: an operator must act) only when the server
+ * did not restart since `seenAt` and keeps answering, up and not restarting, for
+ * `probes` × `probeEveryMs` more.
  */
-export async function missingWhileLoading(client: ClickHouseClient, err: unknown, failure: StreamerError, seenAt: number): Promise<StreamerError> {
+export async function missingWhileLoading(
+  client: ClickHouseClient,
+  err: unknown,
+  failure: StreamerError,
+  seenAt: number,
+  { probes = 3, probeEveryMs = 500, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) } = {},
+): Promise<StreamerError> {
   const code = clickhouseErrorCode(err);
   if ((code !== 60 && code !== 81) || failure.retriable) return failure;
-  let uptime: number;
-  try {
-    const rows = await (await client.query({ query: SERVER_UPTIME, format: 'JSONEachRow' })).json<{ s: string }>();
-    uptime = Number(rows[0]?.s);
-  } catch {
-    return new StreamerError(`${failure.message} (ClickHouse did not answer how long it has been up: retrying)`, { retriable: true, cause: err });
+  const uptime = async (): Promise<number | null> => {
+    try {
+      const rows = await (await client.query({ query: SERVER_UPTIME, format: 'JSONEachRow' })).json<{ s: string }>();
+      return Number(rows[0]?.s);
+    } catch {
+      return null;
+    }
+  };
+  let up = await uptime();
+  if (up === null) return new StreamerError(`${failure.message} (ClickHouse did not answer how long it has been up: retrying)`, { retriable: true, cause: err });
+  const restartedSince = up * 1000 < Date.now() - seenAt;
+  if (restartedSince && up < CLICKHOUSE_LOADING_GRACE_S) {
+    return new StreamerError(`${failure.message} — or ClickHouse, restarted ${up} s ago, is still attaching its tables: retrying`, { retriable: true, cause: err });
   }
-  const restartedSince = uptime * 1000 < Date.now() - seenAt;
-  if (!restartedSince || !(uptime < CLICKHOUSE_LOADING_GRACE_S)) return failure;
-  return new StreamerError(`${failure.message} — or ClickHouse, restarted ${uptime} s ago, is still attaching its tables: retrying`, { retriable: true, cause: err });
+  if (restartedSince) return failure;
+  // Not restarted: dropped — or shutting down. A server shutting down stops answering, or comes
+  // back with a smaller uptime, within moments.
+  for (let i = 0; i < probes; i++) {
+    await sleep(probeEveryMs);
+    const now = await uptime();
+    if (now === null || now < up) {
+      return new StreamerError(`${failure.message} — or ClickHouse was shutting down (it ${now === null ? 'stopped answering' : 'restarted'} moments later): retrying`, { retriable: true, cause: err });
+    }
+    up = now;
+  }
+  return failure;
 }
 
 const SERVER_UPTIME = 'SELECT toString(uptime()) AS s';
