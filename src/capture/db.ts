@@ -52,7 +52,8 @@ export function producerLimits(config: Config): PgLimits {
 
 /** A pool for the producer's claim/mark transactions. Idle-client errors are logged, not fatal. */
 export function createPool(config: Config, logger: Logger, applicationName = 'streamer', limits: PgLimits = producerLimits(config)): pg.Pool {
-  const pool = new pg.Pool({ ...pgConnectionConfig(config, applicationName, limits), max: 4, idleTimeoutMillis: 30_000 });
+  // PRODUCER_CONCURRENCY batches in flight, plus the gauges and the shape checks.
+  const pool = new pg.Pool({ ...pgConnectionConfig(config, applicationName, limits), max: Math.max(4, config.producerConcurrency + 2), idleTimeoutMillis: 30_000 });
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed (a new one is made on next use)'));
   return pool;
 }

@@ -32,6 +32,7 @@ import { kafkaFailure } from '../kafka/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { metrics, registerGauge } from '../ops/metrics.js';
 import { backoffDelay, sleep, withDeadline } from '../common/retry.js';
+import { FifoLock } from '../common/fifo-lock.js';
 import { buildSpec, readCatalog } from '../tables/introspect.js';
 import { mapColumn } from '../tables/pg-types.js';
 import { capabilities } from '../tables/server.js';
@@ -173,11 +174,23 @@ interface Pending {
 }
 
 /**
+ * The order of a table's batches in flight together (drainTable): each claims after the one before
+ * has claimed, and publishes after the one before has been acknowledged — so versions reach a
+ * partition in increasing order, as with one batch at a time (the consumer's watermarks rely on it
+ * for speed, not for correctness) — while one batch's publish overlaps the next one's claim and
+ * the previous one's mark and commit.
+ */
+export interface BatchOrder {
+  claims: FifoLock;
+  publishes: FifoLock;
+}
+
+/**
  * One batch of one table: claim, publish, mark (and record refused rows), in one transaction.
  * Every failure comes out as a StreamerError that says which service failed and whether retrying
  * can help.
  */
-export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Config, log: Logger, source: TableSource, batchSize = config.producerBatchSize): Promise<BatchResult> {
+export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Config, log: Logger, source: TableSource, batchSize = config.producerBatchSize, order?: BatchOrder): Promise<BatchResult> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -195,16 +208,23 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
   client.on('error', onError);
   let released = false;
   const { spec, plans, name } = source;
+  let publishTurn: Promise<() => void> | undefined;
   try {
     await client.query(PRODUCER_BEGIN);
     const pending: Pending[] = [];
     let claimed = 0;
-    if (plans.claimRows) {
-      const { rows } = await client.query<Record<string, unknown>>(plans.claimRows, [batchSize, name]);
-      claimed += rows.length;
-      for (const row of rows) pending.push(upsert(source, row, String(row._version), [], rowKeysOf(spec, row)));
+    let rows: Record<string, unknown>[] = [];
+    let changes: Record<string, string | null>[];
+    const releaseClaim = await order?.claims.acquire();
+    try {
+      if (plans.claimRows) rows = (await client.query<Record<string, unknown>>(plans.claimRows, [batchSize, name])).rows;
+      changes = (await client.query<Record<string, string | null>>(plans.claimChanges, [batchSize, name])).rows;
+      publishTurn = order?.publishes.acquire(); // in claim order
+    } finally {
+      releaseClaim?.();
     }
-    const changes = (await client.query<Record<string, string | null>>(plans.claimChanges, [batchSize, name])).rows;
+    claimed += rows.length;
+    for (const row of rows) pending.push(upsert(source, row, String(row._version), [], rowKeysOf(spec, row)));
     claimed += changes.length;
     const claimedAt = Date.now();
     pending.push(...(await settleChanges(client, source, changes, publisher)));
@@ -221,6 +241,7 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
     // then the transaction rolls back and a new Kafka producer is made for the next attempt (a
     // hung broker held the locks ~5 minutes before issue 9: kafkajs's 9 attempts × 30 s).
     let rejected;
+    const releasePublish = await publishTurn;
     try {
       rejected = await withDeadline(publisher.publish(spec.topic, pending.map((p) => p.message), claimedAt), config.producerPublishTimeoutMs, () => {
         publisher.abandon();
@@ -230,6 +251,8 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
       });
     } catch (err) {
       throw kafkaFailure(config, err);
+    } finally {
+      releasePublish?.();
     }
     const refused = new Map(rejected.map((r) => [r.message, r.error]));
     const failed = pending.filter((p) => refused.has(p.message) && p.key !== null);
@@ -262,11 +285,45 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
     released = true;
     throw err instanceof StreamerError ? err : pgFailure(config, err);
   } finally {
+    // A batch that ended before its publish (nothing claimed, an error) lets the next one publish.
+    void publishTurn?.then((release) => release());
     if (!released) {
       if (!connectionLost) client.off('error', onError);
       client.release(connectionLost);
     }
   }
+}
+
+/**
+ * Drains one table with PRODUCER_CONCURRENCY batches in flight (BatchOrder), until a claim finds
+ * fewer rows than a batch (`untilEmpty`: none). Every worker stops after its batch once one
+ * stopped or failed; the first failure is thrown when all have.
+ */
+export async function drainTable(
+  pool: pg.Pool,
+  publisher: Publisher,
+  config: Config,
+  log: Logger,
+  source: TableSource,
+  opts: { untilEmpty?: boolean; signal?: AbortSignal; onBatch?: (r: BatchResult) => void } = {},
+): Promise<void> {
+  const order: BatchOrder = { claims: new FifoLock(), publishes: new FifoLock() };
+  let stop = false;
+  const worker = async () => {
+    try {
+      while (!stop && !opts.signal?.aborted) {
+        const r = await drainBatch(pool, publisher, config, log, source, config.producerBatchSize, order);
+        opts.onBatch?.(r);
+        if (opts.untilEmpty ? r.claimed === 0 : r.claimed < config.producerBatchSize) stop = true;
+      }
+    } catch (err) {
+      stop = true;
+      throw err;
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: config.producerConcurrency }, worker));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function rowKeysOf(spec: TableSpec, row: Record<string, unknown>): string[] {
@@ -444,14 +501,15 @@ export async function startProducer(config: Config, logger: Logger): Promise<Run
         const started = Date.now();
         let published = 0;
         for (const i of tables) {
-          for (;;) {
-            if (abort.signal.aborted) break;
-            const r = await drainBatch(pool, publisher, config, log, sources[i] as TableSource);
-            published += r.published;
-            stats.published += r.published;
-            stats.failed += r.failed;
-            if (r.claimed < config.producerBatchSize) break;
-          }
+          if (abort.signal.aborted) break;
+          await drainTable(pool, publisher, config, log, sources[i] as TableSource, {
+            signal: abort.signal,
+            onBatch: (r) => {
+              published += r.published;
+              stats.published += r.published;
+              stats.failed += r.failed;
+            },
+          });
         }
         stats.passes++;
         if (published > 0 && !abort.signal.aborted) {
@@ -565,15 +623,16 @@ export async function sweepOnce(config: Config, logger: Logger, onProgress?: (do
     const total = await countPending(pool, sources);
     onProgress?.(0, total);
     for (const source of sources) {
-      for (;;) {
-        const r = await drainBatch(pool, publisher, config, log, source);
-        published += r.published;
-        failed += r.failed;
-        onProgress?.(published + failed, Math.max(total, published + failed));
-        // Unlike the long-running loop, stop only when a claim finds nothing: rows locked by a
-        // concurrent producer are skipped here and published by that producer.
-        if (r.claimed === 0) break;
-      }
+      // Unlike the long-running loop, stop only when a claim finds nothing: rows locked by a
+      // concurrent producer are skipped here and published by that producer.
+      await drainTable(pool, publisher, config, log, source, {
+        untilEmpty: true,
+        onBatch: (r) => {
+          published += r.published;
+          failed += r.failed;
+          onProgress?.(published + failed, Math.max(total, published + failed));
+        },
+      });
     }
   } finally {
     await publisher.close();

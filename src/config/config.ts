@@ -53,6 +53,12 @@ export interface Config {
   /** PRODUCER_BATCH_SIZE — rows claimed, published and marked per transaction. Default 2000 */
   producerBatchSize: number;
   /**
+   * PRODUCER_CONCURRENCY — batches of one table in flight at once while it has a backlog: claims
+   * and publishes stay in order, a batch's publish overlaps the next one's claim and the previous
+   * one's commit. 1 = one batch at a time (before issue 14). Default 2
+   */
+  producerConcurrency: number;
+  /**
    * SWEEP_INTERVAL_MS — the periodic sweep, the backstop for rows no notification announced (the
    * insert trigger notifies for one transaction per 10 ms). Default 5000: an idle sweep is one
    * probe of the partial index.
@@ -220,6 +226,7 @@ export function loadConfig(env: Env = process.env): Config {
     clickhousePassword: env.CLICKHOUSE_PASSWORD ?? '',
     logLevel,
     producerBatchSize: int('PRODUCER_BATCH_SIZE', 2000, 1, 100_000),
+    producerConcurrency: int('PRODUCER_CONCURRENCY', 2, 1, 8),
     sweepIntervalMs: int('SWEEP_INTERVAL_MS', 5000, 100, 86_400_000),
     producerFollowUpMs: int('PRODUCER_FOLLOW_UP_MS', 50, 1, 60_000),
     consumerMaxBatchRows: int('CONSUMER_MAX_BATCH_ROWS', 20_000, 1, 1_000_000),
