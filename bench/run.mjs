@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { clickhouse, nowMs, serviceUrls, sleep, suffix, summarize, withDatabase } from './common.mjs';
+import { partPeers, peersTableRows } from './peers.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
@@ -55,6 +56,9 @@ const { values: opt } = parseArgs({
     'verify-rows': { type: 'string' }, // (i)
     'wide-rows': { type: 'string' }, // (j)
     'adopt-rows': { type: 'string' }, // (k)
+    peers: { type: 'boolean', default: false }, // Debezium and ClickHouse's Kafka engine beside the streamer (bench/peers.mjs)
+    'peers-rows': { type: 'string' },
+    'peers-seconds': { type: 'string' },
     only: { type: 'string' },
     skip: { type: 'string' },
     env: { type: 'string', multiple: true }, // extra KEY=VALUE for the streamer child, e.g. PRODUCER_BATCH_SIZE=5000
@@ -83,12 +87,15 @@ const O = {
   verifyRows: num(opt['verify-rows'], quick ? 1_000_000 : 10_000_000),
   wideRows: num(opt['wide-rows'], quick ? 100_000 : 1_000_000),
   adoptRows: num(opt['adopt-rows'], quick ? 1_000_000 : 10_000_000),
+  peersRows: num(opt['peers-rows'], quick ? 100_000 : 1_000_000),
+  peersSeconds: num(opt['peers-seconds'], quick ? 15 : 60),
   extraEnv: Object.fromEntries((opt.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
 };
 let parts = opt.only ? opt.only.split(',') : [...PARTS];
 if (opt.skip) parts = parts.filter((p) => !opt.skip.split(',').includes(p));
 if (opt.soak && !parts.includes('soak')) parts.push('soak');
-for (const p of parts) if (![...PARTS, 'soak'].includes(p)) throw new Error(`unknown part ${p}: expected ${PARTS.join(', ')}, soak`);
+if (opt.peers && !parts.includes('peers')) parts.push('peers');
+for (const p of parts) if (![...PARTS, 'soak', 'peers'].includes(p)) throw new Error(`unknown part ${p}: expected ${PARTS.join(', ')}, soak, peers`);
 
 const S = serviceUrls();
 const log = (...a) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${a.join(' ')}\n`);
@@ -1056,6 +1063,7 @@ function table(res) {
     add('k', '  app writes during migrate: p50 / p99 / max (before: p50 / max)', `${f1(a.appWritesDuringMigrateMs.p50)} / ${f1(a.appWritesDuringMigrateMs.p99)} / ${f1(a.appWritesDuringMigrateMs.max)} ms (${f1(a.appWritesBeforeMs.p50)} / ${f1(a.appWritesBeforeMs.max)} ms)`);
     add('k', '  then replicated by streamer run', `${f0(a.replicateSeconds)} s (${f0(a.replicateRowsPerS)} rows/s)`);
   }
+  if (R.peers) for (const [measure, value] of peersTableRows(R.peers)) add('peers', measure, value);
   const head = ['part', 'measure', 'value', 'target', 'met'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (r) => `| ${r.map((c, i) => String(c).padEnd(w[i])).join(' | ')} |`;
@@ -1360,6 +1368,21 @@ await runPart('update-latency', () => partUpdateLatency(O.latencySeconds));
 await runPart('verify', partVerify);
 await runPart('wide', partWide);
 await runPart('adopt', partAdopt);
+// Off by default (--peers or --only peers): fetches jars, starts a JVM and a PostgreSQL cluster.
+await runPart('peers', () =>
+  partPeers({
+    O: { rows: O.peersRows, seconds: O.peersSeconds, rate: O.rate, pollMs: O.pollMs },
+    S,
+    log,
+    scratch,
+    fill,
+    startStreamer,
+    runStreamerOnce,
+    runLoad,
+    cpuMeter,
+    onCleanup: (fn) => scratches.push({ cleanup: fn }),
+  }),
+);
 // The soak runs at the streamer's default CONSUMER_FLUSH_MS (2) unless --env sets one.
 await runPart('soak', () => partLatency(Number(O.extraEnv.CONSUMER_FLUSH_MS ?? 2), O.soakSeconds, { soak: true }));
 result.durationSeconds = (Date.now() - started.getTime()) / 1000;
@@ -1368,7 +1391,7 @@ result.loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
 const printed = table(result);
 result.table = printed;
 mkdirSync(join(BENCH, 'results'), { recursive: true });
-const file = join(BENCH, 'results', `${started.toISOString().replace(/[:.]/g, '-')}-${result.mode}${opt.only || opt.skip || opt.soak ? `-${parts.join('+')}` : ''}.json`);
+const file = join(BENCH, 'results', `${started.toISOString().replace(/[:.]/g, '-')}-${result.mode}${opt.only || opt.skip || opt.soak || opt.peers ? `-${parts.join('+')}` : ''}.json`);
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(
   `\nstreamer benchmark, ${result.mode}, ${result.date}\n` +
