@@ -1330,7 +1330,7 @@ process.on('SIGINT', async () => {
 });
 
 const started = new Date();
-const result = { date: started.toISOString(), mode: quick ? 'quick' : 'full', options: { ...O, parts }, ...(await environment()), results: {}, errors: {} };
+const result = { date: started.toISOString(), mode: quick ? 'quick' : 'full', options: { ...O, parts }, streamerDist: process.env.STREAMER_DIST ?? join(ROOT, 'dist'), benchNodeArgs: process.env.BENCH_NODE_ARGS ?? '', ...(await environment()), results: {}, errors: {} };
 log(`mode ${result.mode}; parts ${parts.join(', ')}; ${result.machine.cores} cores, load ${result.machine.loadAverageAtStart.join(' ')}`);
 const runPart = async (name, fn) => {
   if (!parts.includes(name)) return;
