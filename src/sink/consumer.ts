@@ -98,7 +98,8 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     const dead: DeadLetterInput[] = [];
     const letter = (message: InboundMessage, reason: string): DeadLetterInput => ({ ...message, reason });
     for (const message of batch) {
-      const target = targets.get(message.topic) as TableTarget;
+      const target = targets.get(message.topic);
+      if (!target) throw foreignTopics([message.topic]);
       const d = decodeMessage(message.value);
       if (!d.ok) {
         dead.push(letter(message, d.reason));
@@ -156,6 +157,16 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     log.debug({ rows: batch.length, inserted, duplicates, truncates, deadLettered: dead.length }, 'batch stored');
   }
 
+  /**
+   * kafkajs's assigner hands out the partitions of every topic any member of the group subscribed
+   * to, and a member drops those of topics it does not read: a group shared with a pipeline of
+   * other tables leaves them unread — the other pipeline stalls without a word. Stop, naming it.
+   */
+  const foreignTopics = (topics: readonly string[]) =>
+    new StreamerError(
+      `Kafka gave this consumer partitions of ${topics.join(', ')}, which it does not read: consumer group ${config.kafkaGroupId} is shared with a consumer of other topics, whose partitions would go unread — give each pipeline its own KAFKA_GROUP_ID, or leave it unset (the default is one group per pipeline)`,
+    );
+
   const runner = new ConsumerRunner<InboundMessage>(
     { store, commit: (offsets) => k.commit(offsets) },
     { maxRows: config.consumerMaxBatchRows, flushMs: config.consumerFlushMs, retryMaxDelayMs: config.retryMaxDelayMs, log },
@@ -184,6 +195,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
         targets.get(topic)?.sink.forgetWatermarks();
         runner.forgetTopic(topic);
       },
+      onForeignTopics: (topics) => runner.fail(foreignTopics(topics)),
     });
   } catch (err) {
     await stop().catch(() => {});
@@ -222,6 +234,8 @@ interface KafkaHandlers {
   onAssigned(partitions: ReadonlySet<string>): void;
   /** The topic may have been deleted and re-created: the Kafka consumer is about to start over. */
   onTopicSuspect(topic: string): void;
+  /** The group assigned this member partitions of topics it did not subscribe to. */
+  onForeignTopics(topics: string[]): void;
 }
 
 interface KafkaSide {
@@ -263,7 +277,7 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
   let restartAttempt = 0;
   let restartTimer: NodeJS.Timeout | null = null;
   let restarting = false; // from a scheduled restart until the new member joins
-  let handlers: KafkaHandlers = { onMessages: async () => {}, onAssigned: () => {}, onTopicSuspect: () => {} };
+  let handlers: KafkaHandlers = { onMessages: async () => {}, onAssigned: () => {}, onTopicSuspect: () => {}, onForeignTopics: () => {} };
 
   async function startGroupMember(): Promise<void> {
     const c = kafka.consumer({
@@ -293,6 +307,7 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
       // running without reading: restart it ourselves, with the same capped backoff.
       if (!payload.restart && !stopped && consumer === c) scheduleRestart();
     });
+    c.on(c.events.RECEIVED_UNSUBSCRIBED_TOPICS, ({ payload }) => handlers.onForeignTopics(payload.topicsNotSubscribed));
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       restartAttempt = 0;
       restarting = false;

@@ -219,6 +219,20 @@ export class ConsumerRunner<M extends Positioned> {
     return !this.stopping && this.failure === null;
   }
 
+  /**
+   * An error from outside the batches that retrying cannot cure (the group handed this member
+   * topics it does not read): ends the runner like a batch that cannot be stored — `done` rejects
+   * with it; nothing not stored is committed.
+   */
+  fail(err: unknown): void {
+    if (this.failure !== null) return;
+    this.options.log.error({ err: describeError(err) }, 'stopping: an error retrying cannot cure');
+    this.failure = err;
+    this.abort.abort();
+    this.added.notify();
+    this.progressed.notify();
+  }
+
   /** After a rebalance: pending commits of partitions no longer ours are dropped. */
   assigned(keys: ReadonlySet<string>): void {
     this.commits.forget((key) => keys.has(key));
@@ -259,6 +273,7 @@ export class ConsumerRunner<M extends Positioned> {
 
   private async storeBatch(taken: Held<M>[]): Promise<'stored' | 'dropped' | 'given-up'> {
     for (let attempt = 1; ; attempt++) {
+      if (this.failure !== null) return 'given-up'; // fail() meanwhile: nothing more is stored
       // Partitions given up since the batch was taken leave it (rule 2).
       const batch = taken.filter((h) => h.gen === this.partition(h.key).gen);
       taken = batch;

@@ -183,3 +183,30 @@ describe('the default consumer group', () => {
     expect(consumer.output()).toContain(`consumer group ${group2} had no committed offsets for topic ${topic}: it starts where ${group1} left off`);
   });
 });
+
+describe('a consumer group shared by two pipelines (KAFKA_GROUP_ID set to the same name)', () => {
+  it('the member given partitions of the other pipeline\'s topic stops with one line naming the group', async () => {
+    const group = `streamer_shared_${Date.now()}`;
+    groups.push(group);
+    const a = await fresh({ KAFKA_GROUP_ID: group, HTTP_PORT: '0' });
+    const b = await fresh({ KAFKA_GROUP_ID: group, HTTP_PORT: '0' });
+    for (const iso of [a, b]) expect((await runCli(['migrate'], iso.env)).code).toBe(0);
+    // Three partitions each, whatever the broker's default: kafkajs's round robin over the sorted
+    // partitions of both topics then gives each of two members partitions of both.
+    const admin = new Kafka({ brokers: a.config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [a, b].map((i) => ({ topic: i.config.kafkaTopic, numPartitions: 3 })), waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+    const consumers = [start(['consumer'], a.env), start(['consumer'], b.env)];
+    // kafkajs's assigner spreads the six partitions of both topics over both members: at least
+    // one member is handed partitions of the other's topic (which kafkajs would drop, unread), and stops.
+    const exited = await Promise.race(consumers.map((c, i) => c.exited.then((code) => ({ code, c, other: i === 0 ? b : a }))));
+    expect(exited.code).toBe(1);
+    expect(exited.c.output()).toContain(
+      `streamer: Kafka gave this consumer partitions of ${exited.other.config.kafkaTopic}, which it does not read: consumer group ${group} is shared with a consumer of other topics, whose partitions would go unread — give each pipeline its own KAFKA_GROUP_ID, or leave it unset (the default is one group per pipeline)`,
+    );
+  });
+});

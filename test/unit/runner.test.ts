@@ -262,4 +262,19 @@ describe('ConsumerRunner', () => {
     expect(h.stored).toHaveLength(1);
     await h.runner.stop();
   });
+
+  it('fail(): an error from outside the batches (topics assigned that this member does not read) ends the runner; the batch waiting is not stored or committed', async () => {
+    const h = harness();
+    const call = h.runner.handle(msgs(0, 0, 2), okBeat);
+    await until('the batch in flight', () => h.attempts.length === 1);
+    const shared = new StreamerError('Kafka gave this consumer partitions of other, which it does not read');
+    h.runner.fail(shared);
+    await h.answer(down()); // the attempt in flight fails; no retry follows
+    await call;
+    await expect(h.runner.done).rejects.toBe(shared);
+    expect(h.attempts).toHaveLength(1);
+    expect(h.commits).toEqual([]);
+    expect(h.runner.ready).toBe(false);
+    await h.runner.stop();
+  });
 });
