@@ -41,6 +41,9 @@ export async function partPeers(h) {
   const out = { rows: h.O.rows, seconds: h.O.seconds, rate: h.O.rate, versions: { debezium: DEBEZIUM, kafkaConnect: CONNECT }, errors: {} };
   // PEERS_STEPS=liveToKafka,… runs only those measurements (while working on one of them)
   const only = process.env.PEERS_STEPS?.split(',');
+  // PEERS_TOOLS=streamer,… runs only those tools in the live measurements (an A/B of two builds)
+  const tools = process.env.PEERS_TOOLS?.split(',');
+  const wanted = (name) => !tools || tools.some((t) => name.startsWith(t));
   const step = async (name, fn) => {
     if (only && name !== 'setup' && !only.includes(name)) return;
     try {
@@ -68,6 +71,7 @@ export async function partPeers(h) {
         ['debezium', {}],
         ['debeziumPoll10', { pollIntervalMs: 10 }],
       ]) {
+        if (!wanted(name)) continue;
         runs[name] = await liveToKafka(h, k, cluster, variant).catch((e) => ({ error: e.message }));
         if (runs[name].error) h.log(`(peers b) ${name} failed: ${runs[name].error}`);
       }
@@ -85,6 +89,7 @@ export async function partPeers(h) {
       ['kafkaEngine', {}],
       ['kafkaEngineBlock1000', { maxBlockSize: 1000 }],
     ]) {
+      if (!wanted(name)) continue;
       runs[name] = await liveToClickhouse(h, k, variant).catch((e) => ({ error: e.message }));
       if (runs[name].error) h.log(`(peers d) ${name} failed: ${runs[name].error}`);
     }
