@@ -3,6 +3,7 @@
 // its own (the streamer itself is used from dist/, built by `npm run build`).
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { Kafka, logLevel } from 'kafkajs';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 export const nowMs = () => performance.timeOrigin + performance.now();
@@ -80,4 +81,35 @@ export function summarize(values) {
     p99: percentile(s, 99),
     max: s.length ? s[s.length - 1] : null,
   };
+}
+
+/**
+ * id → Kafka timestamp (ms) of the first message of each id in `topic`, read from its beginning
+ * with the throw-away group `groupId` (deleted after), until `expected` ids or `timeoutMs`.
+ * `idOf(message)` gives a message's id, or undefined to skip it.
+ */
+export async function readTopicTimes({ brokers, topic, groupId, expected, idOf, timeoutMs = 60_000 }) {
+  const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
+  const out = new Map();
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          const id = idOf(m);
+          if (id !== undefined && !out.has(id)) out.set(id, Number(m.timestamp));
+        }
+      },
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (out.size < expected && Date.now() < deadline) await sleep(50);
+  } finally {
+    await consumer.disconnect().catch(() => {});
+    const admin = kafka.admin();
+    await admin.connect().then(() => admin.deleteGroups([groupId])).catch(() => {});
+    await admin.disconnect().catch(() => {});
+  }
+  return out;
 }

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
-import { nowMs, sleep, suffix, summarize, withDatabase } from './common.mjs';
+import { nowMs, readTopicTimes, sleep, suffix, summarize, withDatabase } from './common.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH, '..');
@@ -227,30 +227,13 @@ function kafkaTools(S) {
     groupFromStart: (groupId, topic) => withAdmin((a) => a.resetOffsets({ groupId, topic, earliest: true })),
     deleteGroups: (groups) => withAdmin((a) => a.deleteGroups(groups)).catch(() => {}),
     /** Every message's timestamp by row id (streamer: `id`; Debezium: `after.id`). */
-    async timestampsById(topic, expected) {
-      const groupId = `${topic}-peers-reader`;
-      const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
-      const out = new Map();
-      await consumer.connect();
-      try {
-        await consumer.subscribe({ topic, fromBeginning: true });
-        await consumer.run({
-          eachBatch: async ({ batch }) => {
-            for (const m of batch.messages) {
-              if (!m.value) continue;
-              const v = JSON.parse(m.value.toString());
-              const id = v.id ?? v.after?.id;
-              if (id !== undefined && !out.has(id)) out.set(id, Number(m.timestamp));
-            }
-          },
-        });
-        const deadline = Date.now() + 60_000;
-        while (out.size < expected && Date.now() < deadline) await sleep(50);
-      } finally {
-        await consumer.disconnect().catch(() => {});
-        await withAdmin((a) => a.deleteGroups([groupId])).catch(() => {});
-      }
-      return out;
+    timestampsById(topic, expected) {
+      const idOf = (m) => {
+        if (!m.value) return undefined;
+        const v = JSON.parse(m.value.toString());
+        return v.id ?? v.after?.id;
+      };
+      return readTopicTimes({ brokers: S.kafkaBrokers.split(','), topic, groupId: `${topic}-peers-reader`, expected, idOf });
     },
   };
 }

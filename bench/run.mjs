@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
-import { clickhouse, nowMs, serviceUrls, sleep, suffix, summarize, withDatabase } from './common.mjs';
+import { clickhouse, nowMs, readTopicTimes, serviceUrls, sleep, suffix, summarize, withDatabase } from './common.mjs';
 import { partPeers, peersTableRows } from './peers.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -749,24 +749,9 @@ async function partLatency(flushMs, seconds, { soak = false } = {}) {
 }
 
 /** id → Kafka message timestamp (ms; the producer's claim time) of every message of the topic. */
-async function readClaimTimes(topic, expected) {
-  const kafka = new Kafka({ brokers: S.kafkaBrokers.split(','), logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `${topic}-bench-reader`, maxWaitTimeInMs: 200 });
-  const out = new Map();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) if (m.key && !out.has(Number(m.key))) out.set(Number(m.key), Number(m.timestamp));
-      },
-    });
-    const deadline = Date.now() + 20_000;
-    while (out.size < expected && Date.now() < deadline) await sleep(50);
-  } finally {
-    await consumer.disconnect().catch(() => {});
-  }
-  return out;
+function readClaimTimes(topic, expected) {
+  const idOf = (m) => (m.key ? Number(m.key) : undefined);
+  return readTopicTimes({ brokers: S.kafkaBrokers.split(','), topic, groupId: `${topic}-bench-reader`, expected, idOf, timeoutMs: 20_000 });
 }
 
 // ------------------------------------------------------------------ (c) trigger overhead
