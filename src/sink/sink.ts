@@ -105,6 +105,9 @@ interface Row<T> {
 /** Query ids of inserts that ended without an answer: they may still run on the server. */
 const RUNNING = (ids: readonly string[]) => `SELECT query_id AS q, toString(elapsed) AS s FROM system.processes WHERE query_id IN (${ids.map(chLiteral).join(',')})`;
 
+/** How long an abandoned insert must stay out of system.processes before the retry looks at what is stored. */
+export const UNANSWERED_SETTLE_MS = 1000;
+
 /** The highest version stored in a table (every row, deletes included): the watermarks' floor. */
 const MAX_VERSION = (table: string) => `SELECT toString(max(_version)) AS v FROM ${table}`;
 
@@ -340,15 +343,26 @@ export class TableSink<T> {
     return found;
   }
 
-  /** Waits until no insert that ended without an answer still runs on the server. */
+  /**
+   * Waits until no insert that ended without an answer still runs on the server — seen so on
+   * polls UNANSWERED_SETTLE_MS apart: a server that was frozen (SIGSTOP, a stalled disk) answers
+   * the first poll before it has read the abandoned request still waiting in its socket, and then
+   * runs it (the CI fault suite, clickhouse-hung, 2026-11-26: 20 versions stored twice on 18.16).
+   */
   private async waitForUnanswered(): Promise<void> {
     if (this.unanswered.size === 0) return;
     const ids = [...this.unanswered];
+    let clearSince: number | null = null;
     for (let polls = 0; ; polls++) {
       const running = await (await this.client.query({ query: RUNNING(ids), format: 'JSONEachRow' })).json<{ q: string; s: string }>();
-      if (running.length === 0) break;
-      if (polls % 50 === 0) {
-        this.log.warn({ queryIds: running.map((r) => r.q), elapsedSeconds: running.map((r) => Number(r.s)) }, 'an insert the client gave up on still runs on ClickHouse: waiting for it before looking at what is stored');
+      if (running.length > 0) {
+        clearSince = null;
+        if (polls % 50 === 0) {
+          this.log.warn({ queryIds: running.map((r) => r.q), elapsedSeconds: running.map((r) => Number(r.s)) }, 'an insert the client gave up on still runs on ClickHouse: waiting for it before looking at what is stored');
+        }
+      } else {
+        clearSince ??= Date.now();
+        if (Date.now() - clearSince >= UNANSWERED_SETTLE_MS) break;
       }
       await new Promise((r) => setTimeout(r, 200));
     }

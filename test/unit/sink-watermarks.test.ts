@@ -16,9 +16,21 @@ function fakeClickHouse() {
   const rows: Array<{ id: number; version: number }> = [];
   const queries: string[] = [];
   let failInserts = 0;
+  /** A frozen server's abandoned insert: in system.processes from the 2nd poll, stored at the 3rd. */
+  let late: { rows: Array<{ id: number; version: number }>; polls: number } | null = null;
   const answer = (data: unknown[]) => ({ json: async () => data });
   const client = {
     query: async ({ query }: { query: string }) => {
+      if (query.includes('system.processes')) {
+        if (!late) return answer([]);
+        late.polls++;
+        if (late.polls === 2) return answer([{ q: 'the abandoned insert', s: '0.1' }]);
+        if (late.polls === 3) {
+          rows.push(...late.rows);
+          late = null;
+        }
+        return answer([]);
+      }
       queries.push(query.startsWith('SELECT name, type') ? 'columns' : / AS v FROM /.test(query) ? 'max' : 'lookup');
       if (query.startsWith('SELECT name, type')) {
         return answer([
@@ -34,6 +46,11 @@ function fakeClickHouse() {
       return answer([...max].map(([id, v]) => ({ __streamer_k0: String(id), __streamer_v: String(v) })));
     },
     exec: async ({ query }: { query: string }) => {
+      if (late && late.polls === -1) {
+        late.polls = 0;
+        late.rows = query.split('\n').slice(1).map((line) => ({ id: JSON.parse(line).id, version: JSON.parse(line)._version }));
+        throw new Error('Timeout error.');
+      }
       if (failInserts > 0) {
         failInserts--;
         // The insert lands, but its answer is lost (a timeout): the worst case for a retry.
@@ -45,7 +62,13 @@ function fakeClickHouse() {
     },
     command: async () => ({}),
   };
-  return { client: client as unknown as ClickHouseClient, rows, queries, failNextInsert: () => (failInserts = 1) };
+  return {
+    client: client as unknown as ClickHouseClient,
+    rows,
+    queries,
+    failNextInsert: () => (failInserts = 1),
+    freezeNextInsert: () => (late = { rows: [], polls: -1 }),
+  };
 }
 
 const inputs = (list: Array<[id: number, version: number, partition: number]>): SinkInput<number>[] =>
@@ -113,5 +136,14 @@ describe('TableSink watermarks', () => {
     await sink.write(inputs([[1, 5, 0]]));
     expect(sink.lookups.checked).toBe(1);
     expect(ch.rows).toHaveLength(1);
+  });
+
+  it('an insert abandoned on a frozen server that runs only after the first poll: the retry waits for it and stores nothing twice', async () => {
+    const { ch, sink } = await open();
+    ch.freezeNextInsert();
+    await expect(sink.write(inputs([[1, 1, 0], [2, 2, 1]]))).rejects.toThrow('Timeout');
+    const retry = await sink.write(inputs([[1, 1, 0], [2, 2, 1]]));
+    expect(retry).toMatchObject({ inserted: 0, duplicates: 2 });
+    expect(ch.rows.map((r) => [r.id, r.version])).toEqual([[1, 1], [2, 2]]);
   });
 });
