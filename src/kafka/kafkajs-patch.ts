@@ -1,6 +1,7 @@
 /**
- * A fix to one internal function of kafkajs 2.2.4, applied before kafkajs loads.
+ * Replacements of kafkajs 2.2.4 internals, applied before kafkajs loads.
  *
+ * 1. The grouping of a send by partition.
  * kafkajs groups the messages of every send by partition with `[...current, message]` inside a
  * reduce: quadratic in the messages per partition of one send (upstream: tulios/kafkajs#1576, open;
  * kafkajs has had no release since 2023). A 2,000-row batch spends milliseconds there, and the
@@ -8,11 +9,23 @@
  * This puts a linear function with the same contract in that module's place in the require cache:
  * `{ [partition]: the messages of that partition, in order }`, `{}` without partition metadata.
  *
+ * 2. The encoder of a produce request (v3, which v4–v7 reuse): record batches written in one buffer
+ * each (src/kafka/record-batch.ts) instead of a chain of per-message encoders — the same bytes for
+ * uncompressed batches, kafkajs's own encoder for compressed ones (the streamer sends none).
+ *
+ * 3. The record batch decoder of fetch responses (uncompressed batches; record-batch.ts): the same
+ * records, read in place.
+ *
+ * 4. murmur2, which picks a keyed message's partition (murmur2.ts): the same partitions, in 32-bit
+ * arithmetic instead of a Long per operation.
+ *
  * It works only if it runs before kafkajs is first loaded, so it must be the FIRST import of every
  * module that imports kafkajs (ES modules run their imports in order). `kafkajsPatch.active` says
  * whether it took; a unit test checks it, and that both functions group alike.
  */
 import { createRequire } from 'node:module';
+import { decodePlainBatch, encodeRecordBatch, isPlainBatch, type BatchMessage, type FetchDecoder } from './record-batch.js';
+import { murmur2 } from './murmur2.js';
 
 interface GroupArgs<M> {
   topic: string;
@@ -32,17 +45,105 @@ export function groupMessagesPerPartition<M>({ topic, partitionMetadata, message
   return out;
 }
 
+interface ProduceArgs {
+  acks: number;
+  timeout: number;
+  transactionalId?: string | null;
+  producerId?: { toString(): string } | number;
+  producerEpoch?: number;
+  compression?: number;
+  topicData: Array<{ topic: string; partitions: Array<{ partition: number; firstSequence?: number; messages: BatchMessage[] }> }>;
+}
+interface ProduceRequest {
+  apiKey: number;
+  apiVersion: number;
+  apiName: string;
+  expectResponse: () => boolean;
+  encode: () => Promise<unknown>;
+}
+type ProduceV3 = (args: ProduceArgs) => ProduceRequest;
+
+/** What kafkajs's Encoder#writeEncoder reads of an encoder: `buf` (checked to be a Buffer) and `buffer`. */
+function asEncoder(bytes: Buffer): { buf: Buffer; buffer: Buffer; size(): number } {
+  return { buf: bytes, buffer: bytes, size: () => bytes.length };
+}
+
+function int16(v: number): Buffer {
+  const b = Buffer.allocUnsafe(2);
+  b.writeInt16BE(v);
+  return b;
+}
+function int32(v: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeInt32BE(v);
+  return b;
+}
+/** Kafka's STRING / NULLABLE_STRING: int16 length (-1 for null), UTF-8 bytes. */
+function str(v: string | null): Buffer {
+  if (v === null) return int16(-1);
+  const b = Buffer.from(v, 'utf8');
+  return Buffer.concat([int16(b.length), b]);
+}
+
+/** Produce Request v3 => transactional_id acks timeout [topic [partition record_set]], as kafkajs's module is called. */
+export function makeProduceV3(original: ProduceV3): ProduceV3 {
+  return (args) => {
+    if ((args.compression ?? 0) !== 0) return original(args);
+    const { acks, timeout, topicData } = args;
+    const transactionalId = args.transactionalId ?? null;
+    const producerId = args.producerId ?? -1;
+    const producerEpoch = args.producerEpoch ?? 0;
+    return {
+      apiKey: 0,
+      apiVersion: 3,
+      apiName: 'Produce',
+      expectResponse: () => acks !== 0,
+      encode: async () => {
+        const parts: Buffer[] = [str(transactionalId), int16(acks), int32(timeout), int32(topicData.length)];
+        for (const { topic, partitions } of topicData) {
+          parts.push(str(topic), int32(partitions.length));
+          for (const p of partitions) {
+            const batch = encodeRecordBatch({ messages: p.messages, producerId, producerEpoch, firstSequence: p.firstSequence ?? 0, transactional: !!transactionalId });
+            parts.push(int32(p.partition), int32(batch.length), batch);
+          }
+        }
+        return asEncoder(Buffer.concat(parts));
+      },
+    };
+  };
+}
+
 const require = createRequire(import.meta.url);
-const target = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
-const user = require.resolve('kafkajs/src/producer/sendMessages.js');
-const alreadyLoaded = require.cache[user] !== undefined;
-const original = require(target) as Group;
-const cached = require.cache[target];
-if (cached && !alreadyLoaded) cached.exports = groupMessagesPerPartition;
+const path = (p: string) => require.resolve(`kafkajs/src/${p}`);
+// Modules that load the ones replaced: if any is loaded already, kafkajs keeps its own versions.
+const users = ['producer/sendMessages.js', 'protocol/requests/produce/v3/request.js', 'protocol/requests/fetch/v4/decodeMessages.js', 'producer/partitioners/default/index.js'];
+const alreadyLoaded = users.some((u) => require.cache[path(u)] !== undefined);
+
+type BatchDecoder = (d: FetchDecoder) => Promise<unknown>;
+const { KafkaJSPartialMessageError } = require(path('errors.js')) as { KafkaJSPartialMessageError: new (m: string) => Error };
+
+/** Loads kafkajs's module and puts `replace(original)` in its place; whether it took. */
+function replaceModule<F>(file: string, replace: (original: F) => unknown): { original: F; took: boolean } {
+  const original = require(path(file)) as F;
+  const cached = require.cache[path(file)];
+  if (!cached || alreadyLoaded) return { original, took: false };
+  cached.exports = replace(original);
+  return { original, took: true };
+}
+
+const grouping = replaceModule<Group>('producer/groupMessagesPerPartition.js', () => groupMessagesPerPartition);
+const produceV3 = replaceModule<ProduceV3>('protocol/requests/produce/v3/request.js', makeProduceV3);
+const batchDecoder = replaceModule<BatchDecoder>('protocol/recordBatch/v0/decoder.js', (original) => async (d: FetchDecoder) =>
+  isPlainBatch(d) ? decodePlainBatch(d, (m) => new KafkaJSPartialMessageError(m)) : original(d),
+);
+const hash = replaceModule<(key: unknown) => number>('producer/partitioners/default/murmur2.js', () => murmur2);
 
 export const kafkajsPatch = {
-  /** False when kafkajs was loaded before this module: it then runs its own version. */
-  active: !alreadyLoaded && cached !== undefined,
-  /** kafkajs's own function, for the test that compares the two. */
-  original,
+  /** False when kafkajs was loaded before this module: it then runs its own versions. */
+  active: grouping.took && produceV3.took && batchDecoder.took && hash.took,
+  /** kafkajs's own functions, for the tests that compare. */
+  original: grouping.original,
+  originalProduceV3: produceV3.original,
+  originalBatchDecoder: batchDecoder.original,
+  originalMurmur2: hash.original,
 };

@@ -22,17 +22,25 @@ export interface TopicOffset {
   offset: string;
 }
 
+/** Whether offset `a` is above offset `b`, both as the decimal text Kafka's offsets travel in (no BigInt per message). */
+export function offsetAbove(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}
+
 /** Per topic-partition, the offset to commit after `batch` is stored: its last offset + 1. */
 export function nextOffsets(batch: readonly Positioned[]): Map<string, TopicOffset> {
-  const out = new Map<string, { topic: string; partition: number; next: bigint }>();
+  const last = new Map<string, { m: Positioned }>();
+  // A batch comes in runs of one partition: its key is made once per run, not per message.
+  let run: { m: Positioned } | undefined;
   for (const m of batch) {
-    const key = partitionKey(m);
-    const next = BigInt(m.offset) + 1n;
-    const cur = out.get(key);
-    if (!cur) out.set(key, { topic: m.topic, partition: m.partition, next });
-    else if (cur.next < next) cur.next = next;
+    if (!run || run.m.partition !== m.partition || run.m.topic !== m.topic) {
+      const key = partitionKey(m);
+      run = last.get(key);
+      if (!run) last.set(key, (run = { m }));
+    }
+    if (offsetAbove(m.offset, run.m.offset)) run.m = m;
   }
-  return new Map([...out].map(([k, v]) => [k, { topic: v.topic, partition: v.partition, offset: v.next.toString() }]));
+  return new Map([...last].map(([k, { m }]) => [k, { topic: m.topic, partition: m.partition, offset: (BigInt(m.offset) + 1n).toString() }]));
 }
 
 /**

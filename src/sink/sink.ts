@@ -1,5 +1,5 @@
 /**
- * The ClickHouse writer of one table: decoded messages in, rows out — each (key, version) at most
+ * The ClickHouse writer of one table: messages in, rows out — each (key, version) at most
  * once, the newest version of every key kept. Knows nothing of Kafka: every input carries an
  * opaque `ref` that comes back with the inputs it could not store, so the caller can dead-letter
  * the original message.
@@ -9,8 +9,11 @@
  * value is written for its column's real type, src/tables/ch-types.ts).
  *
  * One `write` of a batch:
- *  1. maps every upsert and delete to a row (a delete: its key, `_deleted` 1, the other columns
- *     NULL or their type's zero), refusing values the column cannot hold;
+ *  1. reads every message — by a shape learnt from earlier messages of the table, straight from
+ *     its text into the row (message-shapes.ts), else by JSON.parse (decodeMessage) — and maps
+ *     every upsert and delete to a row (a delete: its key, `_deleted` 1, the other columns NULL or
+ *     their type's zero), refusing values the column cannot hold (always the JSON.parse way, which
+ *     words the reason);
  *  2. keeps, per key, the message of the highest version (older ones could never win);
  *  3. drops those whose version ClickHouse already has for that key, or a newer one (ONE query,
  *     only for the rows at or below their partition's watermark: see below);
@@ -47,16 +50,23 @@ import { chunkBy } from '../common/chunks.js';
 import { StreamerError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { chCodec, Refused, type ChCodec, type CodecContext } from '../tables/ch-types.js';
-import type { DecodedMessage } from '../tables/codec.js';
+import { decodeMessage, decodeMessageText, type DecodedMessage } from '../tables/codec.js';
 import { chIdent, chLiteral } from '../tables/identifiers.js';
 import { NULL_FLAG_SUFFIX } from '../tables/pg-types.js';
 import type { Capabilities } from '../tables/server.js';
 import { META_COLUMNS } from '../tables/spec.js';
 import { clickhouseErrorCode, clickhouseErrorText, clickhouseNow, isClickHouseDataError } from './clickhouse.js';
 import { TABLE_COLUMNS } from './ddl.js';
+import { isPlainString, messageShape, tokenValue, type MessageShape } from './message-shapes.js';
 
 export interface SinkInput<T> {
-  message: DecodedMessage;
+  /**
+   * The message, decoded — or, without it, `value`: the raw bytes, which the sink reads itself,
+   * by a learnt message shape when it can (message-shapes.ts), else as decodeMessage() does; a
+   * value that is no message comes back rejected with decodeMessage()'s reason.
+   */
+  message?: DecodedMessage;
+  value?: Buffer | null;
   topic: string;
   partition: number;
   offset: string;
@@ -93,14 +103,29 @@ interface Column {
 }
 
 interface Row<T> {
-  key: string; // the key's literals, joined: identifies the key within the batch
+  key: string; // the key's canonical texts, joined: identifies the key within the batch
   partition: number;
-  keyLiterals: string[];
+  offset: string;
+  /** The key columns' values, as JSON.parse gives them (their SQL literals are made for a lookup only). */
+  keyValues: unknown[];
   version: number;
   json: string;
   ref: T;
-  position: string;
 }
+
+/** A message shape the sink has learnt, mapped onto the table's columns. */
+interface LearntShape {
+  shape: MessageShape;
+  /** Per column (in `columns` order): the capture group of its member, 0 when the shape lacks it. */
+  columnGroups: number[];
+  /** Per key column: its capture group. */
+  keyGroups: number[];
+}
+
+/** Shapes a sink learns at most (a table's messages have two: its upserts and its deletes). */
+const MAX_SHAPES = 8;
+/** Field lists a sink tries to learn a shape from, at most (each costs a RegExp). */
+const MAX_SHAPE_ATTEMPTS = 32;
 
 /** Query ids of inserts that ended without an answer: they may still run on the server. */
 const RUNNING = (ids: readonly string[]) => `SELECT query_id AS q, toString(elapsed) AS s FROM system.processes WHERE query_id IN (${ids.map(chLiteral).join(',')})`;
@@ -111,11 +136,37 @@ export const UNANSWERED_SETTLE_MS = 1000;
 /** The highest version stored in a table (every row, deletes included): the watermarks' floor. */
 const MAX_VERSION = (table: string) => `SELECT toString(max(_version)) AS v FROM ${table}`;
 
-/** The query id of a batch's insert: from its Kafka positions, so every attempt has the same. */
+/**
+ * A row's text is built as a list of pieces joined once: one flat string. Built by `+=`, it was a
+ * tree of pieces (V8 cons strings) kept until its insert: the young generation promoted those
+ * trees, old-generation collection took about a third of the consumer's CPU in the backlog drain,
+ * and joining 20,000 such rows into an insert took ~1.3 µs a row (issue 14).
+ */
+/**
+ * The query id of a batch's insert: from its Kafka positions, so every attempt has the same. Per
+ * topic-partition its count, first and last offsets and a checksum of all of them (one hash
+ * update per partition, not per message: ~2 % of the consumer's CPU in the drain).
+ */
 export function insertQueryId(table: string, inputs: readonly { topic: string; partition: number; offset: string }[], part = ''): string {
+  type Part = { topic: string; partition: number; first: string; last: string; count: number; sum: number };
+  const parts = new Map<string, Part>();
+  let p: Part | undefined; // the run of one partition the last input was in
+  for (const i of inputs) {
+    if (!p || p.partition !== i.partition || p.topic !== i.topic) {
+      const key = `${i.topic}\u0000${i.partition}`;
+      p = parts.get(key);
+      if (!p) {
+        parts.set(key, (p = { topic: i.topic, partition: i.partition, first: i.offset, last: i.offset, count: 0, sum: 0 }));
+      }
+    }
+    // Offsets are below 2^53 in practice; the checksum only needs to be the same for the same list.
+    p.last = i.offset;
+    p.count++;
+    p.sum = (p.sum * 31 + (Number(i.offset) % 2147483647)) % 2147483647;
+  }
   const h = createHash('sha256');
   h.update(`${table}\u0000`);
-  for (const i of inputs) h.update(`${i.topic}\u0000${i.partition}:${i.offset};`);
+  for (const [key, p] of parts) h.update(`${key}:${p.first}-${p.last}#${p.count}/${p.sum};`);
   return `streamer-insert-${h.digest('hex').slice(0, 32)}${part}`;
 }
 
@@ -130,6 +181,10 @@ export class TableSink<T> {
   private readonly watermarks = new Map<number, number>();
   /** Rows whose stored versions were looked up, and rows that skipped the lookup (for the bench and tests). */
   readonly lookups = { checked: 0, skipped: 0 };
+  /** Messages read by a learnt shape, and by JSON.parse (for the tests). */
+  readonly reads = { shape: 0, parsed: 0 };
+  private shapes: LearntShape[] = [];
+  private readonly shapeAttempts = new Set<string>();
 
   private constructor(
     private readonly client: ClickHouseClient,
@@ -188,6 +243,8 @@ export class TableSink<T> {
     const added = columns.filter((c) => !this.columns.some((o) => o.name === c.name)).map((c) => c.name);
     this.columns = columns;
     this.columnNameSet = new Set(columns.map((c) => c.name));
+    this.shapes = []; // mapped onto the old columns
+    this.shapeAttempts.clear();
     this.log.info({ added }, 'ClickHouse table columns read again');
   }
 
@@ -223,23 +280,65 @@ export class TableSink<T> {
 
   async write(inputs: readonly SinkInput<T>[]): Promise<WriteResult<T>> {
     const rejected: Rejection<T>[] = [];
-    const truncates = inputs.filter((i) => i.message.op === 'truncate');
     const ingestedAt = clickhouseNow();
-    // 1. rows; 2. the highest version per key
-    const newest = new Map<string, Row<T>>();
-    let superseded = 0;
-    // A field that is no column: read the columns again (migrate may have added it), then check each message.
-    const unknownFields = inputs.some((i) => i.message.op !== 'truncate' && this.unknownField(i) !== null);
-    if (unknownFields) await this.reload();
-    for (const input of inputs) {
-      if (input.message.op === 'truncate') continue;
-      let row: Row<T>;
-      try {
-        row = this.row(input, ingestedAt, unknownFields);
-      } catch (err) {
-        if (!(err instanceof Refused)) throw err;
-        rejected.push({ ref: input.ref, reason: err.message });
+    // 1a. read each message: by a learnt shape straight into its row, else decoded (JSON.parse)
+    const fast = new Array<Row<T> | null>(inputs.length).fill(null);
+    const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i] as SinkInput<T>;
+      if (input.message) {
+        decoded[i] = input.message;
         continue;
+      }
+      const text = input.value ? input.value.toString('utf8') : '';
+      const row = text === '' ? null : this.rowByShape(text, input, ingestedAt);
+      if (row) {
+        fast[i] = row;
+        this.reads.shape++;
+        continue;
+      }
+      const d = decodeMessageText(text);
+      this.reads.parsed++;
+      if (!d.ok) {
+        rejected.push({ ref: input.ref, reason: d.reason });
+        continue;
+      }
+      decoded[i] = d.message;
+      this.learnShape(d.message, text);
+    }
+    // A field that is no column: read the columns again (migrate may have added it), then check
+    // each message — the rows read by shape too, which were made for the old columns.
+    const unknownFields = decoded.some((m) => m !== null && m.op !== 'truncate' && this.unknownField(m) !== null);
+    if (unknownFields) {
+      await this.reload();
+      for (let i = 0; i < inputs.length; i++) {
+        if (fast[i] === null) continue;
+        fast[i] = null;
+        const d = decodeMessage((inputs[i] as SinkInput<T>).value ?? null);
+        if (d.ok) decoded[i] = d.message;
+      }
+    }
+    // 1b. rows; 2. the highest version per key
+    const newest = new Map<string, Row<T>>();
+    const truncates: Array<{ version: number; partition: number; offset: string }> = [];
+    let superseded = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i] as SinkInput<T>;
+      let row = fast[i] as Row<T> | null;
+      if (row === null) {
+        const message = decoded[i];
+        if (!message) continue;
+        if (message.op === 'truncate') {
+          truncates.push({ version: message.version, partition: input.partition, offset: input.offset });
+          continue;
+        }
+        try {
+          row = this.row(input, message, ingestedAt, unknownFields);
+        } catch (err) {
+          if (!(err instanceof Refused)) throw err;
+          rejected.push({ ref: input.ref, reason: err.message });
+          continue;
+        }
       }
       const seen = newest.get(row.key);
       if (seen && seen.version >= row.version) superseded++;
@@ -266,21 +365,102 @@ export class TableSink<T> {
     const refused = new Set(rejected.map((r) => r.ref).filter((ref) => !refusedBefore.has(ref)));
     const storedRefs = fresh.filter((f) => !refused.has(f.ref)).map((f) => f.ref);
     // 6. truncate markers, after the rows: only versions older than the marker are deleted
-    for (const t of truncates) await this.truncateBefore(t.message.version, t.partition, t.offset);
+    for (const t of truncates) await this.truncateBefore(t.version, t.partition, t.offset);
     if (duplicates > 0) this.log.debug({ duplicates }, 'versions already stored (or superseded in the batch) were skipped');
     return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
   }
 
-  /** A field of the message that is not a column of the table, or null. */
-  private unknownField(input: SinkInput<T>): string | null {
-    for (const f in input.message.fields) if (!this.columnNameSet.has(f)) return f;
+  /**
+   * Learns the shape of a message read the slow way, if the table's messages can be read by it:
+   * every member a column, every key column present. Kept only if its pattern reads the message.
+   */
+  private learnShape(message: DecodedMessage, text: string): void {
+    if (message.op === 'truncate' || this.shapes.length >= MAX_SHAPES) return;
+    const fields = Object.keys(message.fields);
+    const signature = `${message.op}\u0000${fields.join('\u0000')}`;
+    if (this.shapeAttempts.has(signature) || this.shapeAttempts.size >= MAX_SHAPE_ATTEMPTS) return;
+    this.shapeAttempts.add(signature);
+    if (fields.some((f) => !this.columnNameSet.has(f))) return;
+    // Arrays never match a shape; a key stored as an array has no SQL literal (the slow way refuses it).
+    if (this.keys.some((k) => k.codec.type.includes('Array('))) return;
+    const shape = messageShape(fields);
+    const group = new Map(fields.map((f, i) => [f, i + 1]));
+    const keyGroups = this.keys.map((k) => group.get(k.name) ?? 0);
+    if (keyGroups.includes(0) || !shape.pattern.test(text)) return;
+    this.shapes.push({ shape, columnGroups: this.columns.map((c) => group.get(c.name) ?? 0), keyGroups });
+  }
+
+  /**
+   * The row of a message read by a learnt shape — the same JSONEachRow text row() makes from the
+   * decoded message; null when no shape reads it, or when a value is refused or odd (the slow way
+   * then decides, and gives the reason).
+   */
+  private rowByShape(text: string, input: SinkInput<T>, ingestedAt: string): Row<T> | null {
+    for (const learnt of this.shapes) {
+      const m = learnt.shape.pattern.exec(text);
+      if (m) return this.rowFromMatch(learnt, m, input, ingestedAt);
+    }
     return null;
   }
 
-  /** One JSONEachRow line for an upsert or a delete. Throws Refused. */
-  private row(input: SinkInput<T>, ingestedAt: string, checkFields: boolean): Row<T> {
-    const { op, version, fields } = input.message;
-    const unknown = checkFields ? this.unknownField(input) : null;
+  private rowFromMatch(learnt: LearntShape, m: RegExpExecArray, input: SinkInput<T>, ingestedAt: string): Row<T> | null {
+    const version = Number(m[learnt.shape.versionGroup]);
+    if (!Number.isSafeInteger(version)) return null;
+    const isDelete = m[learnt.shape.opGroup] === 'delete';
+    const keyValues = learnt.keyGroups.map((g) => tokenValue(m[g] as string));
+    if (keyValues.some((v) => v === null)) return null;
+    const out: string[] = ['{'];
+    const columns = this.columns;
+    for (let j = 0; j < columns.length; j++) {
+      const c = columns[j] as Column;
+      const g = learnt.columnGroups[j] as number;
+      let text: string;
+      let isNull: boolean;
+      if (g === 0 || (isDelete && !c.key)) {
+        text = c.codec.nullable ? 'null' : c.codec.zero;
+        isNull = true;
+      } else {
+        const token = m[g] as string;
+        if (c.codec.jsonString && isPlainString(token)) {
+          text = token; // what JSON.stringify of its value gives
+          isNull = false;
+        } else {
+          const v = tokenValue(token);
+          isNull = v === null;
+          if (isNull && c.nullFlag) text = '[]';
+          else {
+            try {
+              text = c.codec.write(v);
+            } catch (err) {
+              if (err instanceof Refused) return null;
+              throw err;
+            }
+          }
+        }
+      }
+      out.push(c.prefix, text, ',');
+      if (c.nullFlag) out.push(c.nullFlagPrefix, isNull ? '1,' : '0,');
+    }
+    out.push(`"_version":${version},"_deleted":${isDelete ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`);
+    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, json: out.join(''), ref: input.ref };
+  }
+
+  /** The key's canonical texts, joined: one key per row within a batch. */
+  private keyText(keyValues: readonly unknown[]): string {
+    if (keyValues.length === 1) return (this.keys[0] as Column).codec.canon(keyValues[0]);
+    return this.keys.map((k, i) => k.codec.canon(keyValues[i])).join('\u0000');
+  }
+
+  /** A field of the message that is not a column of the table, or null. */
+  private unknownField(message: DecodedMessage): string | null {
+    for (const f in message.fields) if (!this.columnNameSet.has(f)) return f;
+    return null;
+  }
+
+  /** One JSONEachRow line for a decoded upsert or delete. Throws Refused. */
+  private row(input: SinkInput<T>, message: DecodedMessage, ingestedAt: string, checkFields: boolean): Row<T> {
+    const { op, version, fields } = message;
+    const unknown = checkFields ? this.unknownField(message) : null;
     if (unknown !== null) {
       // The producer replicates a column this table lacks (even after reading its columns again):
       // writing without it would store wrong data. Stop — retrying cannot help; migrate adds it.
@@ -291,15 +471,9 @@ export class TableSink<T> {
       if (v === undefined || v === null) throw new Refused(`the message lacks the key column ${k.name}`);
       return v;
     });
-    const keyLiterals = this.keys.map((k, i) => {
-      try {
-        return k.codec.literal(keyValues[i]);
-      } catch (err) {
-        if (err instanceof Refused) throw new Refused(`${k.name}: ${err.message}`);
-        throw err;
-      }
-    });
-    let json = '{';
+    // Checked here, so that a key ClickHouse cannot be asked about is refused with its reason.
+    this.keyLiterals(keyValues);
+    const out: string[] = ['{'];
     const isDelete = op === 'delete';
     for (const c of this.columns) {
       const v = isDelete && !c.key ? undefined : fields[c.name];
@@ -313,12 +487,23 @@ export class TableSink<T> {
           throw err;
         }
       }
-      json += `${c.prefix}${text},`;
-      if (c.nullFlag) json += `${c.nullFlagPrefix}${v === null || v === undefined ? 1 : 0},`;
+      out.push(c.prefix, text, ',');
+      if (c.nullFlag) out.push(c.nullFlagPrefix, v === null || v === undefined ? '1,' : '0,');
     }
-    json += `"_version":${version},"_deleted":${op === 'delete' ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`;
-    const key = this.keys.map((k, i) => k.codec.canon(keyValues[i])).join('\u0000');
-    return { key, partition: input.partition, keyLiterals, version, json, ref: input.ref, position: `${input.partition}:${input.offset}` };
+    out.push(`"_version":${version},"_deleted":${op === 'delete' ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`);
+    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, json: out.join(''), ref: input.ref };
+  }
+
+  /** The key's values as SQL literals of their columns' types. Throws Refused. */
+  private keyLiterals(keyValues: readonly unknown[]): string[] {
+    return this.keys.map((k, i) => {
+      try {
+        return k.codec.literal(keyValues[i]);
+      } catch (err) {
+        if (err instanceof Refused) throw new Refused(`${k.name}: ${err.message}`);
+        throw err;
+      }
+    });
   }
 
   /** Per key of `rows`, the highest version ClickHouse holds (rows without FINAL: deletes included). */
@@ -330,7 +515,11 @@ export class TableSink<T> {
     // Aliases that no column can be called (ClickHouse resolves an alias before a column of the same name).
     const select = this.keys.map((k, i) => `toString(${chIdent(k.name)}) AS __streamer_k${i}`).join(', ');
     // Usually one query; more only when the keys would pass ~200 KB (18.16's max_query_size is 256 KiB).
-    for (const list of chunkByLength(rows.map((r) => (r.keyLiterals.length === 1 ? (r.keyLiterals[0] as string) : `(${r.keyLiterals.join(', ')})`)), 200_000)) {
+    const literal = (r: Row<T>) => {
+      const ls = this.keyLiterals(r.keyValues);
+      return ls.length === 1 ? (ls[0] as string) : `(${ls.join(', ')})`;
+    };
+    for (const list of chunkByLength(rows.map(literal), 200_000)) {
       const rs = await this.client.query({
         query: `SELECT ${select}, toString(max(_version)) AS __streamer_v FROM ${this.table} WHERE ${keyExpr} IN (${list.join(',')}) GROUP BY ${this.keys.map((k) => chIdent(k.name)).join(', ')}`,
         format: 'JSONEachRow',
@@ -386,7 +575,7 @@ export class TableSink<T> {
       if (!isClickHouseDataError(err)) throw err;
       if (rows.length === 1) {
         const row = rows[0] as Row<T>;
-        this.log.warn({ position: row.position, err: clickhouseErrorText(err) }, 'ClickHouse refused a row');
+        this.log.warn({ position: `${row.partition}:${row.offset}`, err: clickhouseErrorText(err) }, 'ClickHouse refused a row');
         rejected.push({ ref: row.ref, reason: `ClickHouse refused the row: ${clickhouseErrorText(err)}` });
         return;
       }

@@ -30,6 +30,8 @@ export interface ChCodec {
    * matched by this.
    */
   canon(v: unknown): string;
+  /** True when write() of a string is JSON.stringify of it (String, FixedString): the sink may then copy a message's member as it is. */
+  readonly jsonString?: boolean;
 }
 
 export interface CodecContext {
@@ -127,6 +129,7 @@ function decimalCodec(type: string, precision: number, scale: number): Omit<ChCo
 }
 
 const stringCodec: Omit<ChCodec, 'type' | 'nullable'> = {
+  jsonString: true,
   write: (v) => {
     if (typeof v !== 'string') throw new Refused(`String needs a string, got ${describe(v)}`);
     return JSON.stringify(v);
@@ -238,6 +241,7 @@ export function chCodec(type: string, ctx: CodecContext = { dateTimeYears: DATET
       literal: (v) => (v === null ? 'NULL' : inner.literal(v)),
       zero: 'null',
       canon: (v) => (v === null ? '\\N' : inner.canon(v)),
+      jsonString: inner.jsonString ?? false,
     };
   }
   m = /^LowCardinality\((.*)\)$/.exec(t);
@@ -256,6 +260,7 @@ export function chCodec(type: string, ctx: CodecContext = { dateTimeYears: DATET
       },
       literal: c.literal,
       canon: c.canon,
+      jsonString: c.jsonString ?? false,
     };
     return strict;
   };

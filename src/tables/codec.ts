@@ -57,9 +57,15 @@ export type DecodeResult = { ok: true; message: DecodedMessage } | { ok: false; 
 /** Decodes one message value. Never throws: a bad message gets a reason (and is dead-lettered). */
 export function decodeMessage(value: Buffer | null): DecodeResult {
   if (value === null || value.length === 0) return { ok: false, reason: 'empty message value' };
+  return decodeMessageText(value.toString('utf8'));
+}
+
+/** decodeMessage() of a value already read as UTF-8 text (not empty). */
+export function decodeMessageText(text: string): DecodeResult {
+  if (text.length === 0) return { ok: false, reason: 'empty message value' };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(value.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: `not JSON: ${(err as Error).message}` };
   }

@@ -72,10 +72,11 @@ async function produce(source: TableSource): Promise<EncodedMessage[]> {
 /** The messages into the sink, as the consumer hands them over. */
 async function store(source: TableSource, messages: EncodedMessage[]) {
   const sink = sinks.get(source.name) as TableSink<number>;
+  // Raw values, as the consumer hands them over: the sink reads them by shape where it can.
   const inputs: SinkInput<number>[] = messages.map((m) => {
     const d = decodeMessage(m.value);
     if (!d.ok) throw new Error(d.reason);
-    return { message: d.message, topic: source.spec.topic, partition: m.partition ?? 0, offset: String(offset++), ref: offset };
+    return { value: m.value, topic: source.spec.topic, partition: m.partition ?? 0, offset: String(offset++), ref: offset };
   });
   return sink.write(inputs);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BatchBuffer, CommitQueue, nextOffsets, partitionKey, type TopicOffset } from '../../src/sink/batch.js';
+import { BatchBuffer, CommitQueue, nextOffsets, offsetAbove, partitionKey, type TopicOffset } from '../../src/sink/batch.js';
+import { insertQueryId } from '../../src/sink/sink.js';
 
 const msgs = (partition: number, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ topic: 't', partition, offset: String(from + i) }));
 const tp = (partition: number, offset: string, topic = 't') => [partitionKey({ topic, partition }), { topic, partition, offset }] as const;
@@ -62,6 +63,37 @@ describe('nextOffsets', () => {
     expect(nextOffsets([...msgs(0, 5, 3), ...msgs(2, 9_007_199_254_740_990, 3), ...msgs(0, 2, 1), { topic: 'u', partition: 0, offset: '1' }])).toEqual(
       new Map([tp(0, '8'), tp(2, '9007199254740993'), tp(0, '2', 'u')]),
     );
+  });
+
+  it('compares offsets as numbers, not as text: 10 is above 9, 100 above 99', () => {
+    expect(nextOffsets([...msgs(0, 9, 1), ...msgs(0, 10, 1)]).get(partitionKey({ topic: 't', partition: 0 }))?.offset).toBe('11');
+    expect(nextOffsets([...msgs(0, 100, 1), ...msgs(0, 99, 1)]).get(partitionKey({ topic: 't', partition: 0 }))?.offset).toBe('101');
+    expect(offsetAbove('10', '9')).toBe(true);
+    expect(offsetAbove('9', '10')).toBe(false);
+    expect(offsetAbove('12', '12')).toBe(false);
+  });
+});
+
+describe('insertQueryId: the same for every attempt of a batch, another for another batch', () => {
+  const inputs = (offsets: Array<[number, number]>) => offsets.map(([partition, o]) => ({ topic: 't', partition, offset: String(o) }));
+  const batch = inputs([[0, 5], [0, 6], [0, 7], [1, 100], [1, 101]]);
+  it('is stable', () => {
+    expect(insertQueryId('user_login', batch)).toBe(insertQueryId('user_login', inputs([[0, 5], [0, 6], [0, 7], [1, 100], [1, 101]])));
+    expect(insertQueryId('user_login', batch)).toMatch(/^streamer-insert-[0-9a-f]{32}$/);
+  });
+  it('changes with any offset, partition, topic, table or part', () => {
+    const id = insertQueryId('user_login', batch);
+    const others = [
+      insertQueryId('user_login', inputs([[0, 5], [0, 6], [0, 8], [1, 100], [1, 101]])),
+      insertQueryId('user_login', inputs([[0, 5], [0, 7], [1, 100], [1, 101]])),
+      insertQueryId('user_login', inputs([[0, 5], [0, 6], [0, 7], [2, 100], [2, 101]])),
+      insertQueryId('user_login', inputs([[0, 5], [0, 6], [0, 7], [1, 100]])),
+      insertQueryId('orders', batch),
+      insertQueryId('user_login', batch.map((i) => ({ ...i, topic: 'u' }))),
+      insertQueryId('user_login', batch, '-a'),
+    ];
+    for (const o of others) expect(o).not.toBe(id);
+    expect(new Set(others).size).toBe(others.length);
   });
 });
 

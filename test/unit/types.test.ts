@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { chCodec, Refused, type ChCodec } from '../../src/tables/ch-types.js';
 import { mapColumn, normalizeTimestamp, numericPrecision } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
-import { parseTimestamp } from '../../src/tables/timestamps.js';
+import { parseTimestamp, parseTimestampByPattern } from '../../src/tables/timestamps.js';
 import { column, numericTypmod, type ColumnDef } from './support/specs.js';
 
 const OLD = capabilities({ major: 18, minor: 16 });
@@ -117,6 +117,33 @@ describe('values in the message', () => {
     expect(parseTimestamp('2024-13-01 00:00:00')).toBeNull();
     expect(parseTimestamp('2024-01-01 24:00:00')).toBeNull();
     expect(parseTimestamp('0001-01-01T00:00:00.5')).toMatchObject({ year: 1, micros: '500000' });
+  });
+
+  it('reads a timestamp character by character exactly as its pattern does', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const pick = (s: string) => s[Math.floor(rand() * s.length)] as string;
+    const valid = () =>
+      `${String(Math.floor(rand() * 10000)).padStart(4, '0')}-${String(Math.floor(rand() * 14)).padStart(2, '0')}-${String(Math.floor(rand() * 33)).padStart(2, '0')}${pick(' T')}` +
+      `${String(Math.floor(rand() * 25)).padStart(2, '0')}:${String(Math.floor(rand() * 61)).padStart(2, '0')}:${String(Math.floor(rand() * 61)).padStart(2, '0')}` +
+      (rand() < 0.5 ? '' : `.${String(Math.floor(rand() * 1e7)).slice(0, 1 + Math.floor(rand() * 7))}`);
+    const texts = ['', '2024-02-29', '2024-02-29 12:00:00.', '2024-02-29 12:00:00.1234567', '2024-02-29 12:00:00+00', '2024-02-29  12:00:00', '２０２４-02-29 12:00:00', '2024-02-29 12:00:00\n', 'infinity', '-2024-01-01 00:00:00'];
+    for (let i = 0; i < 20_000; i++) {
+      let t = valid();
+      const r = rand();
+      if (r < 0.3) {
+        const at = Math.floor(rand() * t.length);
+        t = t.slice(0, at) + pick('0123456789-: T.x/\u0660') + t.slice(at + (rand() < 0.5 ? 1 : 0));
+      } else if (r < 0.4) t = t.slice(0, Math.floor(rand() * t.length));
+      texts.push(t);
+    }
+    let parsed = 0;
+    for (const t of texts) {
+      const expected = parseTimestampByPattern(t);
+      expect(parseTimestamp(t), t).toEqual(expected);
+      if (expected) parsed++;
+    }
+    expect(parsed).toBeGreaterThan(2000); // valid ones were among them
   });
 });
 
