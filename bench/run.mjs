@@ -9,6 +9,7 @@
 // group (random suffix), dropped at the end. The streamer runs as the real CLI in a child process
 // (`node bin/streamer.js run`), except for the per-stage breakdown, which drives the library's
 // own drainBatch/startConsumer in-process so that it can time each step.
+import { kafkajsPatch } from './kafkajs-first.mjs'; // first: before anything loads kafkajs
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -604,6 +605,9 @@ async function partStages() {
   }
   const r = {
     rows: n,
+    // Whether the build's kafkajs patches (record batches, murmur2) ran in this process: false
+    // when kafkajs was loaded first, and then kafkajs's own encoder was timed.
+    kafkajsPatched: kafkajsPatch?.active ?? null,
     producer: {
       ms: producerMs,
       rowsPerS: (published / producerMs) * 1000,

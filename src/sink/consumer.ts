@@ -144,9 +144,15 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     metrics.consumerBatchRows.observe(batch.length);
     // The message timestamp is set by the producer when it claimed the change in PostgreSQL.
     const now = Date.now();
+    let lastTimestamp = '';
+    let seconds = -1; // of lastTimestamp: a producer's batch shares one claim time
     for (const m of stored) {
-      const t = Number(m.timestamp);
-      if (Number.isFinite(t) && t > 0) metrics.claimToClickhouseSeconds.observe(Math.max(0, now - t) / 1000);
+      if (m.timestamp !== lastTimestamp) {
+        lastTimestamp = m.timestamp;
+        const t = Number(m.timestamp);
+        seconds = Number.isFinite(t) && t > 0 ? Math.max(0, now - t) / 1000 : -1;
+      }
+      if (seconds >= 0) metrics.claimToClickhouseSeconds.observe(seconds);
     }
     lastStoredAt = Date.now();
     log.debug({ rows: batch.length, inserted, duplicates, truncates, deadLettered: dead.length }, 'batch stored');

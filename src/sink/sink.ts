@@ -351,19 +351,27 @@ export class TableSink<T> {
     await this.waitForUnanswered();
     const floor = await this.versionFloor();
     const rows = [...newest.values()];
-    const toCheck = rows.filter((r) => r.version <= this.watermark(r.partition, floor));
+    const marks = new Map<number, number>(); // this batch's partitions' watermarks, read once each
+    const toCheck: Row<T>[] = [];
+    for (const r of rows) {
+      let mark = marks.get(r.partition);
+      if (mark === undefined) marks.set(r.partition, (mark = this.watermark(r.partition, floor)));
+      if (r.version <= mark) toCheck.push(r);
+    }
     this.lookups.checked += toCheck.length;
     this.lookups.skipped += rows.length - toCheck.length;
     const stored = await this.storedVersions(toCheck);
-    const fresh = rows.filter((r) => r.version > (stored.get(r.key) ?? -1));
+    const fresh = stored.size === 0 ? rows : rows.filter((r) => r.version > (stored.get(r.key) ?? -1));
     const duplicates = newest.size - fresh.length + superseded;
     // Before the insert is sent: should it fail or its answer be lost, the retry looks these up.
-    for (const r of fresh) this.raiseWatermark(r.partition, r.version);
+    const highest = new Map<number, number>();
+    for (const r of fresh) if (r.version > (highest.get(r.partition) ?? -1)) highest.set(r.partition, r.version);
+    for (const [partition, version] of highest) this.raiseWatermark(partition, version);
     // 4./5. insert
-    const refusedBefore = new Set(rejected.map((r) => r.ref));
+    const rejectedBefore = rejected.length;
     await this.insertSplitting(fresh, rejected, insertQueryId(this.name, inputs));
-    const refused = new Set(rejected.map((r) => r.ref).filter((ref) => !refusedBefore.has(ref)));
-    const storedRefs = fresh.filter((f) => !refused.has(f.ref)).map((f) => f.ref);
+    const refused = new Set(rejected.slice(rejectedBefore).map((r) => r.ref));
+    const storedRefs = (refused.size === 0 ? fresh : fresh.filter((f) => !refused.has(f.ref))).map((f) => f.ref);
     // 6. truncate markers, after the rows: only versions older than the marker are deleted
     for (const t of truncates) await this.truncateBefore(t.version, t.partition, t.offset);
     if (duplicates > 0) this.log.debug({ duplicates }, 'versions already stored (or superseded in the batch) were skipped');
