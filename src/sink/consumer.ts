@@ -2,9 +2,9 @@
  * Kafka → ClickHouse, for every configured table: reads each table's topic in one consumer group
  * and hands each partition's batch to the runner (runner.ts: batching, retries, stop, rebalances,
  * commits); the runner calls `store` below for each batch — ClickHouse (one TableSink per table,
- * sink.ts, which also reads each message), dead letters (dead-letters.ts) — and commits the offsets once it is stored. A
- * crash anywhere before the commit redelivers the batch, and the sink's existence check makes the
- * second delivery a no-op: exactly once in effect.
+ * sink.ts, which also reads each message), dead letters (dead-letters.ts) — and commits the
+ * offsets once it is stored. A crash anywhere before the commit redelivers the batch, and the
+ * sink's existence check makes the second delivery a no-op: exactly once in effect.
  *
  *   kafkajs eachBatch ──► ConsumerRunner.handle ──► BatchBuffer ──(due)──► store:
  *       per table: sink.write (read, store) ─► dead letters   ──► CommitQueue ──► commit

@@ -109,6 +109,12 @@ interface Row<T> {
   /** The key columns' values, as JSON.parse gives them (their SQL literals are made for a lookup only). */
   keyValues: unknown[];
   version: number;
+  /**
+   * The JSONEachRow line, built as a list of pieces joined once: one flat string. Built by `+=`,
+   * it was a tree of pieces (V8 cons strings) kept until its insert: the young generation promoted
+   * those trees, old-generation collection took about a third of the consumer's CPU in the backlog
+   * drain, and joining 20,000 such rows into an insert took ~1.3 µs a row (issue 14).
+   */
   json: string;
   ref: T;
 }
@@ -136,12 +142,6 @@ export const UNANSWERED_SETTLE_MS = 1000;
 /** The highest version stored in a table (every row, deletes included): the watermarks' floor. */
 const MAX_VERSION = (table: string) => `SELECT toString(max(_version)) AS v FROM ${table}`;
 
-/**
- * A row's text is built as a list of pieces joined once: one flat string. Built by `+=`, it was a
- * tree of pieces (V8 cons strings) kept until its insert: the young generation promoted those
- * trees, old-generation collection took about a third of the consumer's CPU in the backlog drain,
- * and joining 20,000 such rows into an insert took ~1.3 µs a row (issue 14).
- */
 /**
  * The query id of a batch's insert: from its Kafka positions, so every attempt has the same. Per
  * topic-partition its count, first and last offsets and a checksum of all of them (one hash
