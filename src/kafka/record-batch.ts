@@ -76,27 +76,17 @@ function writeUVarint(buf: Buffer, at: number, z: number): number {
 const varintSize = (v: number) => uvarintSize(zigzag32(v));
 const writeVarint = (buf: Buffer, at: number, v: number) => writeUVarint(buf, at, zigzag32(v));
 
-/** A key, value or header as bytes: Buffers as they are, anything else as the UTF-8 of its text (kafkajs's rule). */
-function bytesOf(v: Buffer | string | number | null | undefined): Buffer | null {
-  if (v === null || v === undefined) return null;
-  return Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8');
-}
-
-const bytesSize = (b: Buffer | null) => (b === null ? varintSize(-1) : varintSize(b.length) + b.length);
-
-function writeBytes(buf: Buffer, at: number, b: Buffer | null): number {
-  if (b === null) return writeVarint(buf, at, -1);
-  at = writeVarint(buf, at, b.length);
-  b.copy(buf, at);
-  return at + b.length;
-}
-
-/** A key or value kept as it came: a Buffer, or text written straight into the batch (no Buffer made per message). */
+/**
+ * A key, value or header as it came: a Buffer, or text written straight into the batch as UTF-8
+ * (kafkajs's rule for anything not a Buffer; no Buffer made per message); null as length -1.
+ */
 type Payload = Buffer | string | null;
 const payloadOf = (v: Buffer | string | number | null | undefined): Payload => (v === null || v === undefined ? null : Buffer.isBuffer(v) ? v : String(v));
 const payloadLength = (p: Payload) => (p === null ? -1 : typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length);
+/** Bytes of a varint-length-prefixed payload of `length` bytes (-1: null). */
+const payloadSize = (length: number) => varintSize(length) + Math.max(0, length);
 
-function writePayload(buf: Buffer, at: number, p: Payload, length: number): number {
+function writePayload(buf: Buffer, at: number, p: Payload, length: number = payloadLength(p)): number {
   at = writeVarint(buf, at, length);
   if (p === null) return at;
   if (typeof p === 'string') buf.write(p, at, length, 'utf8');
@@ -105,14 +95,13 @@ function writePayload(buf: Buffer, at: number, p: Payload, length: number): numb
 }
 
 /** kafkajs's flattening of headers: an array value is one header per element. */
-function headerPairs(headers: BatchMessage['headers']): Array<[Buffer, Buffer | null]> {
-  const out: Array<[Buffer, Buffer | null]> = [];
+function headerPairs(headers: BatchMessage['headers']): Array<[Payload, Payload]> {
+  const out: Array<[Payload, Payload]> = [];
   if (!headers) return out;
   for (const k of Object.keys(headers)) {
     const v = headers[k];
-    const key = Buffer.from(k, 'utf8');
-    if (Array.isArray(v)) for (const e of v) out.push([key, bytesOf(e)]);
-    else out.push([key, bytesOf(v)]);
+    if (Array.isArray(v)) for (const e of v) out.push([k, payloadOf(e)]);
+    else out.push([k, payloadOf(v)]);
   }
   return out;
 }
@@ -150,7 +139,7 @@ export function encodeRecordBatch(args: BatchArgs): Buffer {
   const valueLengths = new Array<number>(n);
   const deltas = new Array<number>(n);
   const bodySizes = new Array<number>(n);
-  const headers = new Array<Array<[Buffer, Buffer | null]> | null>(n);
+  const headers = new Array<Array<[Payload, Payload]> | null>(n);
   let recordsBytes = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i] as BatchMessage;
@@ -161,11 +150,11 @@ export function encodeRecordBatch(args: BatchArgs): Buffer {
     // kafkajs: (message.timestamp || now) - firstTimestamp, in JavaScript numbers.
     const delta = Number(m.timestamp || now) - firstMs;
     const hs = m.headers && Object.keys(m.headers).length > 0 ? headerPairs(m.headers) : null;
-    let body = 1 + uvarintSize(zigzag64(delta)) + varintSize(i) + varintSize(keyLength) + Math.max(0, keyLength) + varintSize(valueLength) + Math.max(0, valueLength);
+    let body = 1 + uvarintSize(zigzag64(delta)) + varintSize(i) + payloadSize(keyLength) + payloadSize(valueLength);
     if (hs === null) body += varintSize(0);
     else {
       body += varintSize(hs.length);
-      for (const [hk, hv] of hs) body += bytesSize(hk) + bytesSize(hv);
+      for (const [hk, hv] of hs) body += payloadSize(payloadLength(hk)) + payloadSize(payloadLength(hv));
     }
     keys[i] = key;
     values[i] = value;
@@ -206,8 +195,8 @@ export function encodeRecordBatch(args: BatchArgs): Buffer {
     else {
       at = writeVarint(buf, at, hs.length);
       for (const [hk, hv] of hs) {
-        at = writeBytes(buf, at, hk);
-        at = writeBytes(buf, at, hv);
+        at = writePayload(buf, at, hk);
+        at = writePayload(buf, at, hv);
       }
     }
   }
