@@ -521,6 +521,7 @@ async function partStages() {
       const query = client.query.bind(client);
       client.query = (text, params) => {
         const t0 = performance.now();
+        // (since issue 14's last session the claim marks its rows itself: 'mark' stays 0 there)
         const key = text === source.plans.claimRows ? 'claim' : text === source.plans.markSent ? 'mark' : 'txn';
         return query(text, params).finally(() => (t[key] += performance.now() - t0));
       };
@@ -826,7 +827,8 @@ async function partGrowth() {
         const t1 = performance.now();
         if (i % 3 === 2) {
           // claim + mark, rolled back so that every repetition sees the same 1,000 pending rows
-          await c.query(MARK_SENT, [rows.map((r) => r.k0)]);
+          // (builds since issue 14's last session mark in the claim itself: no MARK_SENT)
+          if (MARK_SENT) await c.query(MARK_SENT, [rows.map((r) => r.k0)]);
           claimMark.push(performance.now() - t0);
         }
         await c.query('ROLLBACK');

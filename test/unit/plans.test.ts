@@ -70,12 +70,27 @@ describe('producer plans', () => {
     expect(keyTextSql(orders, 'c')).toBe('json_build_array(c."Order"::text, c."line"::text)::text');
   });
 
-  it('claims flagged rows under lock before taking their versions; log mode has no row claim', () => {
+  it('claims flagged rows under lock, marking them sent; their versions are taken after; log mode has no row claim', () => {
     const p = producerPlans(userLogin);
-    expect(p.claimRows).toMatch(/WITH c AS MATERIALIZED \([\s\S]*FOR UPDATE OF t SKIP LOCKED\)\s*SELECT c\.\*, nextval\('streamer_version_seq'\)/);
-    expect(p.markSent).toBe(`UPDATE "public"."user_login" t SET "sent_to_kafka" = TRUE WHERE (t."id") IN (SELECT u.k0::int4 FROM unnest($1::text[]) AS u(k0))`);
+    expect(p.claimRows).toMatch(
+      /WITH c AS MATERIALIZED \([\s\S]*FOR UPDATE OF t SKIP LOCKED\)\s*UPDATE "public"\."user_login" t SET "sent_to_kafka" = TRUE\s+WHERE t\.ctid = ANY \(ARRAY\(SELECT c\.tid FROM c\)\)\s+RETURNING [^;]*t\."id"::text AS key$/,
+    );
+    // The versions come after, in their own statement, in the same transaction.
+    expect(p.claimRows).not.toContain('nextval');
+    expect(p.unmarkRows).toBe(`UPDATE "public"."user_login" t SET "sent_to_kafka" = FALSE WHERE (t."id") IN (SELECT u.k0::int4 FROM unnest($1::text[]) AS u(k0))`);
+    // Several key columns in flag mode: each one's text too, to make a refused row pending again.
+    const flagged = producerPlans({ ...orders, capture: { kind: 'flag', column: 'note' } });
+    expect(flagged.claimRows).toMatch(/AS key, t\."Order"::text AS k0, t\."line"::text AS k1$/);
     const q = producerPlans(orders);
-    expect([q.claimRows, q.markSent]).toEqual([null, null]);
+    expect([q.claimRows, q.unmarkRows]).toEqual([null, null]);
+    // After the row claim, one round trip: the versions, the change-log claim, the recorded shape.
+    const after = p.afterClaim(3, 2000, "public.user_login").split(';\n');
+    expect(after).toHaveLength(3);
+    expect(after[0]).toBe("SELECT s.v::text AS v FROM (SELECT nextval('streamer_version_seq') AS v FROM generate_series(1, 3)) s ORDER BY s.v");
+    expect(after[1]).toBe(p.claimChanges.replace('LIMIT $1', 'LIMIT 2000').replace('$2', "'public.user_login'"));
+    expect(after[2]).toBe("SELECT capture, columns FROM streamer_tables WHERE table_name = 'public.user_login'");
+    expect(q.afterClaim(0, 5, "Sales.O'Items").split(';\n')[2]).toContain("table_name = 'Sales.O''Items'");
+    expect(() => p.afterClaim(1.5, 2000, 'public.user_login')).toThrow(/whole number/);
     expect(q.readRows).toContain(`(t."Order", t."line") IN (SELECT u.k0::int8, u.k1::int2 FROM unnest($1::text[], $2::text[]) AS u(k0, k1))`);
   });
 });
