@@ -17,7 +17,7 @@
  * Record => Length varint, Attributes int8, TimestampDelta varlong, OffsetDelta varint,
  *   Key varint-bytes, Value varint-bytes, Headers [varint-string key, varint-bytes value]
  */
-import { createRequire } from 'node:module';
+import { crc32c } from './crc32c.js';
 
 /** A message as kafkajs hands it to the encoder (after its own validation). */
 export interface BatchMessage {
@@ -39,8 +39,6 @@ export interface BatchArgs {
   now?: number;
 }
 
-const require = createRequire(import.meta.url);
-const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
 
 const MAGIC = 2;
 const TRANSACTIONAL = 16;
@@ -201,7 +199,7 @@ export function encodeRecordBatch(args: BatchArgs): Buffer {
     }
   }
   if (at !== total) throw new Error(`record batch: wrote ${at} bytes of ${total}`);
-  buf.writeUInt32BE(crc32C(buf.subarray(CRC_FROM)), CRC_FROM - 4);
+  buf.writeUInt32BE(crc32c(buf.subarray(CRC_FROM)), CRC_FROM - 4);
   return buf;
 }
 

@@ -50,7 +50,14 @@ export const PG_TEXT_SETTINGS: Record<string, string> = {
   bytea_output: 'hex',
 };
 
-const str = (text: string) => JSON.stringify(text);
+/** What JSON.stringify escapes: quotes, backslashes, control characters, and lone surrogates (this also matches pairs). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify(text), without its cost for text that needs no escape (most; ~5 % of the sweep's CPU was there, issue 14). */
+export function jsonText(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+const str = jsonText;
 
 /** PostgreSQL's ISO timestamp text → 'YYYY-MM-DD HH:MM:SS.ffffff'; anything else (BC, infinity) as it is. */
 const TS = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(\+00)?$/;

@@ -5,7 +5,7 @@
 // test/clickhouse-current/.
 import { describe, expect, it } from 'vitest';
 import { chCodec, Refused, type ChCodec } from '../../src/tables/ch-types.js';
-import { mapColumn, normalizeTimestamp, numericPrecision } from '../../src/tables/pg-types.js';
+import { jsonText, mapColumn, normalizeTimestamp, numericPrecision } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
 import { parseTimestamp, parseTimestampByPattern } from '../../src/tables/timestamps.js';
 import { column, numericTypmod, type ColumnDef } from './support/specs.js';
@@ -88,6 +88,21 @@ describe('PostgreSQL → ClickHouse types', () => {
 });
 
 describe('values in the message', () => {
+  it('text is the JSON string JSON.stringify gives, whatever its characters', () => {
+    let seed = 7;
+    const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    // Plain text, and every kind of character JSON escapes or may: quotes, backslashes, control
+    // characters, DEL, U+2028, surrogate pairs, lone surrogates of either half.
+    const pool = ['a', 'Z', '0', ' ', 'é', '中', '"', '\\', '\n', '\t', '\u0000', '\u001f', '\u007f', '\u2028', '😀', '\ud800', '\udfff', '/'];
+    for (let i = 0; i < 5000; i++) {
+      const plain = i % 2 === 0;
+      let text = '';
+      for (let n = next() % 24; n > 0; n--) text += plain ? (pool[next() % 6] as string) : (pool[next() % pool.length] as string);
+      expect(jsonText(text)).toBe(JSON.stringify(text));
+    }
+    expect(encode(['t', 'text'], 'a"b\\c')).toBe(JSON.stringify('a"b\\c'));
+  });
+
   it('integers that fit a double stay numbers; int8, numeric and floats travel as strings (every digit kept)', () => {
     expect(encode(['i', 'int4'], '-2147483648')).toBe('-2147483648');
     expect(encode(['i', 'int8'], '9223372036854775807')).toBe('"9223372036854775807"');
