@@ -19,6 +19,10 @@
  * 4. murmur2, which picks a keyed message's partition (murmur2.ts): the same partitions, in 32-bit
  * arithmetic instead of a Long per operation.
  *
+ * 5. The consumer's Batch (one partition's messages of a fetch): kafkajs keeps the messages at or
+ * above the fetched offset by parsing each message's offset into a Long (several objects per
+ * message); offsets are compared as the decimal text they are. The same fields, the same class.
+ *
  * It works only if it runs before kafkajs is first loaded, so it must be the FIRST import of every
  * module that imports kafkajs (ES modules run their imports in order). `kafkajsPatch.active` says
  * whether it took; a unit test checks it, and that both functions group alike.
@@ -113,10 +117,52 @@ export function makeProduceV3(original: ProduceV3): ProduceV3 {
   };
 }
 
+/** A fetched message, as far as Batch looks at it. */
+interface FetchedMessage {
+  offset: string;
+  isControlRecord?: boolean;
+}
+interface PartitionData {
+  partition: number;
+  highWatermark: string;
+  messages: FetchedMessage[];
+  abortedTransactions?: unknown[];
+}
+export type BatchClass = new (topic: string, fetchedOffset: string, partitionData: PartitionData) => object;
+type FilterAborted = (args: { messages: FetchedMessage[]; abortedTransactions?: unknown[] }) => FetchedMessage[];
+
+/** A non-negative offset in its canonical decimal text (what both decoders give). */
+const PLAIN_OFFSET = /^(?:0|[1-9]\d*)$/;
+
+/**
+ * kafkajs's Batch (consumer/batch.js) without a Long per message: objects of kafkajs's own class
+ * (its methods, `instanceof`), their fields set as its constructor sets them.
+ */
+export function makeBatch(Original: BatchClass, filterAborted: FilterAborted): BatchClass {
+  function Batch(topic: string, fetchedOffset: string, partitionData: PartitionData): object {
+    if (typeof fetchedOffset !== 'string' || !PLAIN_OFFSET.test(fetchedOffset)) return new Original(topic, fetchedOffset, partitionData);
+    const { abortedTransactions, messages } = partitionData;
+    const self = Object.create(Original.prototype) as Record<string, unknown>;
+    self.fetchedOffset = fetchedOffset;
+    self.topic = topic;
+    self.partition = partitionData.partition;
+    self.highWatermark = partitionData.highWatermark;
+    self.rawMessages = messages;
+    const n = fetchedOffset.length;
+    // At or above the fetched offset (a compressed batch may start below it).
+    const within = messages.filter((m) => m.offset.length > n || (m.offset.length === n && m.offset >= fetchedOffset));
+    self.messagesWithinOffset = within;
+    self.messages = filterAborted({ messages: within, abortedTransactions }).filter((m) => !m.isControlRecord);
+    return self;
+  }
+  Batch.prototype = Original.prototype;
+  return Batch as unknown as BatchClass;
+}
+
 const require = createRequire(import.meta.url);
 const path = (p: string) => require.resolve(`kafkajs/src/${p}`);
 // Modules that load the ones replaced: if any is loaded already, kafkajs keeps its own versions.
-const users = ['producer/sendMessages.js', 'protocol/requests/produce/v3/request.js', 'protocol/requests/fetch/v4/decodeMessages.js', 'producer/partitioners/default/index.js'];
+const users = ['producer/sendMessages.js', 'protocol/requests/produce/v3/request.js', 'protocol/requests/fetch/v4/decodeMessages.js', 'producer/partitioners/default/index.js', 'consumer/consumerGroup.js'];
 const alreadyLoaded = users.some((u) => require.cache[path(u)] !== undefined);
 
 type BatchDecoder = (d: FetchDecoder) => Promise<unknown>;
@@ -137,13 +183,16 @@ const batchDecoder = replaceModule<BatchDecoder>('protocol/recordBatch/v0/decode
   isPlainBatch(d) ? decodePlainBatch(d, (m) => new KafkaJSPartialMessageError(m)) : original(d),
 );
 const hash = replaceModule<(key: unknown) => number>('producer/partitioners/default/murmur2.js', () => murmur2);
+const filterAborted = require(path('consumer/filterAbortedMessages.js')) as FilterAborted;
+const batch = replaceModule<BatchClass>('consumer/batch.js', (original) => makeBatch(original, filterAborted));
 
 export const kafkajsPatch = {
   /** False when kafkajs was loaded before this module: it then runs its own versions. */
-  active: grouping.took && produceV3.took && batchDecoder.took && hash.took,
+  active: grouping.took && produceV3.took && batchDecoder.took && hash.took && batch.took,
   /** kafkajs's own functions, for the tests that compare. */
   original: grouping.original,
   originalProduceV3: produceV3.original,
   originalBatchDecoder: batchDecoder.original,
   originalMurmur2: hash.original,
+  originalBatch: batch.original,
 };

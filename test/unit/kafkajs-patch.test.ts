@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 // As in src/: the patch is imported by the modules that use kafkajs, before kafkajs.
 import { createPublisher } from '../../src/capture/publisher.js';
-import { groupMessagesPerPartition, kafkajsPatch } from '../../src/kafka/kafkajs-patch.js';
+import { groupMessagesPerPartition, kafkajsPatch, type BatchClass } from '../../src/kafka/kafkajs-patch.js';
 import { createRequire } from 'node:module';
 import { UNKNOWN_TOPIC_TEXT } from '../../src/kafka/kafka.js';
 
@@ -29,6 +29,78 @@ describe('kafkajs patch: linear grouping of a send by partition', () => {
     const args = { topic: 't', partitionMetadata: [], messages: [{ key: '1' }], partitioner };
     expect(groupMessagesPerPartition(args)).toEqual({});
     expect(kafkajsPatch.original(args)).toEqual({});
+  });
+});
+
+describe("kafkajs patch: the consumer's Batch without a Long per message", () => {
+  const require = createRequire(import.meta.url);
+  const Patched = require('kafkajs/src/consumer/batch.js') as BatchClass;
+  const Original = kafkajsPatch.originalBatch;
+  const ABORT_MARKER = Buffer.from([0, 0, 0, 0]);
+  const msg = (offset: string, extra: Record<string, unknown> = {}) => ({
+    offset,
+    key: null as Buffer | null,
+    value: Buffer.from(offset),
+    isControlRecord: false,
+    batchContext: { producerId: '-1', inTransaction: false },
+    ...extra,
+  });
+  const view = (b: object) => {
+    const x = b as Record<string, unknown> & Record<string, () => unknown>;
+    return {
+      fields: { ...x },
+      isEmpty: x.isEmpty!(),
+      isEmptyIncludingFiltered: x.isEmptyIncludingFiltered!(),
+      isEmptyDueToFiltering: x.isEmptyDueToFiltering!(),
+      isEmptyControlRecord: x.isEmptyControlRecord!(),
+      firstOffset: x.firstOffset!(),
+      lastOffset: x.lastOffset!(),
+      offsetLag: x.offsetLag!(),
+      offsetLagLow: x.offsetLagLow!(),
+    };
+  };
+  const cases: Array<[name: string, fetched: string, data: ConstructorParameters<BatchClass>[2]]> = [
+    ['every message at or above the fetched offset', '0', { partition: 0, highWatermark: '3', messages: ['0', '1', '2'].map((o) => msg(o)) }],
+    ['messages below the fetched offset (a compressed batch), across a digit boundary', '998', { partition: 1, highWatermark: '1003', messages: ['95', '996', '997', '998', '999', '1000', '1001', '1002'].map((o) => msg(o)) }],
+    ['only messages below it', '10', { partition: 2, highWatermark: '10', messages: ['7', '8', '9'].map((o) => msg(o)) }],
+    ['no messages', '42', { partition: 0, highWatermark: '42', messages: [] }],
+    [
+      'control records and an aborted transaction',
+      '5',
+      {
+        partition: 0,
+        highWatermark: '12',
+        abortedTransactions: [{ producerId: '7', firstOffset: '6' }],
+        messages: [
+          msg('5'),
+          msg('6', { batchContext: { producerId: '7', inTransaction: true } }),
+          msg('7', { batchContext: { producerId: '7', inTransaction: true } }),
+          msg('8', { key: ABORT_MARKER, isControlRecord: true, batchContext: { producerId: '7', inTransaction: true } }),
+          msg('9'),
+          msg('10', { isControlRecord: true }),
+          msg('11'),
+        ],
+      },
+    ],
+    ['offsets beyond 2^53', '9007199254740993', { partition: 0, highWatermark: '9007199254740996', messages: ['9007199254740992', '9007199254740993', '9007199254740995'].map((o) => msg(o)) }],
+  ];
+
+  it('took: kafkajs makes batches with our constructor', () => {
+    expect(Patched).not.toBe(Original);
+    expect(new Patched('t', '0', cases[0]![2])).toBeInstanceOf(Original);
+  });
+
+  for (const [name, fetched, data] of cases) {
+    it(`the same batch as kafkajs: ${name}`, () => {
+      const ours = view(new Patched('t', fetched, data));
+      expect(ours).toEqual(view(new Original('t', fetched, data)));
+      expect(ours.fields.messagesWithinOffset).toEqual(data.messages.filter((m) => BigInt(m.offset) >= BigInt(fetched)));
+    });
+  }
+
+  it('an offset that is not plain decimal text goes to kafkajs itself', () => {
+    const data = cases[1]![2];
+    expect(view(new Patched('t', 998 as unknown as string, data))).toEqual(view(new Original('t', 998 as unknown as string, data)));
   });
 });
 
