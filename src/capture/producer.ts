@@ -634,10 +634,12 @@ export async function sweepOnce(config: Config, logger: Logger, onProgress?: (do
     await publisher.connect();
     const total = await countPending(pool, sources);
     onProgress?.(0, total);
+    // Larger transactions than the long-running producer's, unless PRODUCER_BATCH_SIZE says (config.ts).
+    const sweepConfig: Config = { ...config, producerBatchSize: config.producerSweepBatchSize };
     for (const source of sources) {
       // Unlike the long-running loop, stop only when a claim finds nothing: rows locked by a
       // concurrent producer are skipped here and published by that producer.
-      await drainTable(pool, publisher, config, log, source, {
+      await drainTable(pool, publisher, sweepConfig, log, source, {
         untilEmpty: true,
         onBatch: (r) => {
           published += r.published;

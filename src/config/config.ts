@@ -53,6 +53,13 @@ export interface Config {
   /** PRODUCER_BATCH_SIZE — rows claimed, published and marked per transaction. Default 2000 */
   producerBatchSize: number;
   /**
+   * The same for `producer --sweep`, a one-off catch-up of a backlog: PRODUCER_BATCH_SIZE when
+   * set, else 5000 — larger transactions move a backlog faster (issue 14: +10–35 % in the sweep),
+   * holding each batch's row locks a little longer (~0.1–0.2 s), which a long-running producer
+   * serving live changes keeps shorter.
+   */
+  producerSweepBatchSize: number;
+  /**
    * PRODUCER_CONCURRENCY — batches of one table in flight at once while it has a backlog: claims
    * and publishes stay in order, a batch's publish overlaps the next one's claim and the previous
    * one's commit. 1 = one batch at a time (before issue 14). Default 2
@@ -226,6 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
     clickhousePassword: env.CLICKHOUSE_PASSWORD ?? '',
     logLevel,
     producerBatchSize: int('PRODUCER_BATCH_SIZE', 2000, 1, 100_000),
+    producerSweepBatchSize: int('PRODUCER_BATCH_SIZE', 5000, 1, 100_000, '2000; 5000 for --sweep'),
     producerConcurrency: int('PRODUCER_CONCURRENCY', 2, 1, 8),
     sweepIntervalMs: int('SWEEP_INTERVAL_MS', 5000, 100, 86_400_000),
     producerFollowUpMs: int('PRODUCER_FOLLOW_UP_MS', 50, 1, 60_000),

@@ -12,6 +12,8 @@ describe('config', () => {
     expect(c.clickhouseUrl).toBe('http://127.0.0.1:8123');
     expect(c.clickhouseDatabase).toBe('default');
     expect(c.producerBatchSize).toBe(2000);
+    expect(c.producerSweepBatchSize).toBe(5000); // `producer --sweep` only
+    expect(loadConfig({ PRODUCER_BATCH_SIZE: '300' })).toMatchObject({ producerBatchSize: 300, producerSweepBatchSize: 300 });
     expect(c.sweepIntervalMs).toBe(5000);
     expect(c.producerFollowUpMs).toBe(50);
   });
