@@ -4,7 +4,7 @@
  * A drain pass of a table repeats one transaction per batch until nothing is pending:
  *   BEGIN;
  *     claim flagged rows (flag mode), FOR UPDATE SKIP LOCKED, marking them sent in the same
- *       statement, each with a fresh version;
+ *       statement; then a fresh version for each;
  *     claim change-log rows (deletes, truncates; every change in log mode), FOR UPDATE SKIP LOCKED;
  *     for the change-log keys, read the rows as they are now: present → an upsert, gone → a delete,
  *       with the highest version claimed for the key;
@@ -105,7 +105,6 @@ export function tableSource(spec: TableSpec): TableSource {
     }),
   };
 }
-
 
 /**
  * The sources of the configured tables, from the catalog; each must have its capture installed by
