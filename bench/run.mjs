@@ -1314,11 +1314,18 @@ async function partAdopt() {
 
 // ------------------------------------------------------------------ main
 
-process.on('SIGINT', async () => {
-  log('interrupted: dropping the scratch databases and topics');
-  await cleanupAll();
-  process.exit(130);
-});
+// Ctrl-C, or a plain `kill`: the scratch databases and topics go, and the peers' scratch
+// PostgreSQL cluster and Kafka Connect stop (a SIGTERM left them running before).
+let stopping = false; // Ctrl-C reaches this process twice: from the terminal, and from kafkajs-first.mjs
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal === 'SIGINT' ? 'interrupted' : 'terminated'}: dropping the scratch databases and topics`);
+    await cleanupAll();
+    process.exit(code);
+  });
+}
 
 const started = new Date();
 const result = { date: started.toISOString(), mode: quick ? 'quick' : 'full', options: { ...O, parts }, streamerDist: process.env.STREAMER_DIST ?? join(ROOT, 'dist'), benchNodeArgs: process.env.BENCH_NODE_ARGS ?? '', ...(await environment()), results: {}, errors: {} };
