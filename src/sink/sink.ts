@@ -17,7 +17,7 @@
  *  2. keeps, per key, the message of the highest version (older ones could never win);
  *  3. drops those whose version ClickHouse already has for that key, or a newer one (ONE query,
  *     only for the rows at or below their partition's watermark: see below);
- *  4. inserts the rest in ONE JSONEachRow insert (one MergeTree part);
+ *  4. inserts the rest in ONE TabSeparated insert (one MergeTree part; ch-types.ts writes the fields);
  *  5. if ClickHouse refuses the data anyway, halves the batch until the culprits are single rows,
  *     returns those as rejected and stores the rest;
  *  6. applies truncate markers: every live row of an older version gets a delete of the marker's
@@ -93,11 +93,8 @@ export interface WriteResult<T> {
 interface Column {
   name: string;
   codec: ChCodec;
-  /** A nullable array's companion column (`<name>__is_null`), if the table has it. */
+  /** A nullable array's companion column (`<name>__is_null`), if the table has it: its field follows the column's. */
   nullFlag: string | null;
-  /** Made once, used for every row: `"name":` and `"name__is_null":`. */
-  prefix: string;
-  nullFlagPrefix: string;
   /** A key column (a delete keeps its value). */
   key: boolean;
 }
@@ -110,12 +107,13 @@ interface Row<T> {
   keyValues: unknown[];
   version: number;
   /**
-   * The JSONEachRow line, built as a list of pieces joined once: one flat string. Built by `+=`,
-   * it was a tree of pieces (V8 cons strings) kept until its insert: the young generation promoted
-   * those trees, old-generation collection took about a third of the consumer's CPU in the backlog
-   * drain, and joining 20,000 such rows into an insert took ~1.3 µs a row (issue 14).
+   * The TabSeparated line (the fields of `insertColumns`, without its line feed), built as a list
+   * of pieces joined once: one flat string. Built by `+=`, it was a tree of pieces (V8 cons
+   * strings) kept until its insert: the young generation promoted those trees, old-generation
+   * collection took about a third of the consumer's CPU in the backlog drain, and joining 20,000
+   * such rows into an insert took ~1.3 µs a row (issue 14).
    */
-  json: string;
+  line: string;
   ref: T;
 }
 
@@ -138,6 +136,10 @@ const RUNNING = (ids: readonly string[]) => `SELECT query_id AS q, toString(elap
 
 /** How long an abandoned insert must stay out of system.processes before the retry looks at what is stored. */
 export const UNANSWERED_SETTLE_MS = 1000;
+
+/** The columns an insert lists, in the order of a row's fields: each column (and its null flag), then the meta columns. */
+const INSERT_COLUMNS = (columns: readonly Column[]) =>
+  [...columns.flatMap((c) => (c.nullFlag ? [c.name, c.nullFlag] : [c.name])), ...META_COLUMNS].map(chIdent).join(', ');
 
 /** The highest version stored in a table (every row, deletes included): the watermarks' floor. */
 const MAX_VERSION = (table: string) => `SELECT toString(max(_version)) AS v FROM ${table}`;
@@ -175,6 +177,8 @@ export class TableSink<T> {
   private readonly unanswered = new Set<string>();
   private readonly table: string;
   private columnNameSet: Set<string>;
+  /** `(col, …)` of the insert: the fields of a row, in order. */
+  private insertColumns: string;
   /** max(_version) of the table as read after the last change of assignment; null: read it again. */
   private floor: number | null = null;
   /** Per Kafka partition: at or above every version stored for its keys since the floor was read. */
@@ -197,6 +201,7 @@ export class TableSink<T> {
   ) {
     this.table = `${chIdent(database)}.${chIdent(name)}`;
     this.columnNameSet = new Set(columns.map((c) => c.name));
+    this.insertColumns = INSERT_COLUMNS(columns);
   }
 
   /** Reads the table from system.columns; a StreamerError naming what is wrong. */
@@ -222,7 +227,7 @@ export class TableSink<T> {
       const codec = chCodec(r.type, ctx);
       if (!codec) throw new StreamerError(`ClickHouse column ${database}.${name}.${r.name} has type ${r.type}, which streamer does not write — was the table made by "streamer migrate"?`);
       const nullFlag = names.has(`${r.name}${NULL_FLAG_SUFFIX}`) ? `${r.name}${NULL_FLAG_SUFFIX}` : null;
-      columns.push({ name: r.name, codec, nullFlag, prefix: `${JSON.stringify(r.name)}:`, nullFlagPrefix: nullFlag ? `${JSON.stringify(nullFlag)}:` : '', key: Number(r.sorting) === 1 });
+      columns.push({ name: r.name, codec, nullFlag, key: Number(r.sorting) === 1 });
     }
     const keys = rows.filter((r) => Number(r.sorting) === 1).map((r) => columns.find((c) => c.name === r.name) as Column);
     if (keys.length === 0 || keys.some((k) => !k)) throw new StreamerError(`ClickHouse table ${database}.${name} has no usable sorting key — was it made by "streamer migrate"?`);
@@ -243,6 +248,7 @@ export class TableSink<T> {
     const added = columns.filter((c) => !this.columns.some((o) => o.name === c.name)).map((c) => c.name);
     this.columns = columns;
     this.columnNameSet = new Set(columns.map((c) => c.name));
+    this.insertColumns = INSERT_COLUMNS(columns);
     this.shapes = []; // mapped onto the old columns
     this.shapeAttempts.clear();
     this.log.info({ added }, 'ClickHouse table columns read again');
@@ -399,7 +405,7 @@ export class TableSink<T> {
   }
 
   /**
-   * The row of a message read by a learnt shape — the same JSONEachRow text row() makes from the
+   * The row of a message read by a learnt shape — the same TabSeparated line row() makes from the
    * decoded message; null when no shape reads it, or when a value is refused or odd (the slow way
    * then decides, and gives the reason).
    */
@@ -417,7 +423,7 @@ export class TableSink<T> {
     const isDelete = m[learnt.shape.opGroup] === 'delete';
     const keyValues = learnt.keyGroups.map((g) => tokenValue(m[g] as string));
     if (keyValues.some((v) => v === null)) return null;
-    const out: string[] = ['{'];
+    const out: string[] = [];
     const columns = this.columns;
     for (let j = 0; j < columns.length; j++) {
       const c = columns[j] as Column;
@@ -425,12 +431,12 @@ export class TableSink<T> {
       let text: string;
       let isNull: boolean;
       if (g === 0 || (isDelete && !c.key)) {
-        text = c.codec.nullable ? 'null' : c.codec.zero;
+        text = c.codec.zero;
         isNull = true;
       } else {
         const token = m[g] as string;
-        if (c.codec.jsonString && isPlainString(token)) {
-          text = token; // what JSON.stringify of its value gives
+        if (c.codec.plainString && isPlainString(token)) {
+          text = token.slice(1, -1); // what write() of its value gives
           isNull = false;
         } else {
           const v = tokenValue(token);
@@ -446,11 +452,10 @@ export class TableSink<T> {
           }
         }
       }
-      out.push(c.prefix, text, ',');
-      if (c.nullFlag) out.push(c.nullFlagPrefix, isNull ? '1,' : '0,');
+      out.push(text, c.nullFlag ? (isNull ? '\t1\t' : '\t0\t') : '\t');
     }
-    out.push(`"_version":${version},"_deleted":${isDelete ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`);
-    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, json: out.join(''), ref: input.ref };
+    out.push(`${version}\t${isDelete ? 1 : 0}\t${input.partition}\t${input.offset}\t${ingestedAt}`);
+    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, line: out.join(''), ref: input.ref };
   }
 
   /** The key's canonical texts, joined: one key per row within a batch. */
@@ -465,7 +470,7 @@ export class TableSink<T> {
     return null;
   }
 
-  /** One JSONEachRow line for a decoded upsert or delete. Throws Refused. */
+  /** One TabSeparated line for a decoded upsert or delete. Throws Refused. */
   private row(input: SinkInput<T>, message: DecodedMessage, ingestedAt: string, checkFields: boolean): Row<T> {
     const { op, version, fields } = message;
     const unknown = checkFields ? this.unknownField(message) : null;
@@ -481,12 +486,12 @@ export class TableSink<T> {
     });
     // Checked here, so that a key ClickHouse cannot be asked about is refused with its reason.
     this.keyLiterals(keyValues);
-    const out: string[] = ['{'];
+    const out: string[] = [];
     const isDelete = op === 'delete';
     for (const c of this.columns) {
       const v = isDelete && !c.key ? undefined : fields[c.name];
       let text: string;
-      if (v === undefined) text = c.codec.nullable ? 'null' : c.codec.zero;
+      if (v === undefined) text = c.codec.zero;
       else {
         try {
           text = v === null && c.nullFlag ? '[]' : c.codec.write(v);
@@ -495,11 +500,10 @@ export class TableSink<T> {
           throw err;
         }
       }
-      out.push(c.prefix, text, ',');
-      if (c.nullFlag) out.push(c.nullFlagPrefix, v === null || v === undefined ? '1,' : '0,');
+      out.push(text, c.nullFlag ? (v === null || v === undefined ? '\t1\t' : '\t0\t') : '\t');
     }
-    out.push(`"_version":${version},"_deleted":${op === 'delete' ? 1 : 0},"_kafka_partition":${input.partition},"_kafka_offset":${input.offset},"_ingested_at":"${ingestedAt}"}`);
-    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, json: out.join(''), ref: input.ref };
+    out.push(`${version}\t${isDelete ? 1 : 0}\t${input.partition}\t${input.offset}\t${ingestedAt}`);
+    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, line: out.join(''), ref: input.ref };
   }
 
   /** The key's values as SQL literals of their columns' types. Throws Refused. */
@@ -570,7 +574,7 @@ export class TableSink<T> {
     if (rows.length === 0) return;
     try {
       const r = await this.client.exec({
-        query: `INSERT INTO ${this.table} FORMAT JSONEachRow\n${rows.map((row) => row.json).join('\n')}`,
+        query: `INSERT INTO ${this.table} (${this.insertColumns}) FORMAT TabSeparated\n${rows.map((row) => row.line).join('\n')}\n`,
         query_id: queryId,
         clickhouse_settings: this.caps.dedupToken ? { insert_deduplication_token: queryId } : {},
       });

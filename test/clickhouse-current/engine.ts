@@ -1,7 +1,7 @@
 /**
  * A current ClickHouse engine in-process: npm `chdb` (ClickHouse 26.7 inside), a devDependency.
  * It cannot listen on HTTP, so it cannot stand behind @clickhouse/client; this adapter gives the
- * sink the three calls it makes (query → JSON rows, exec of an INSERT with its JSONEachRow body
+ * sink the three calls it makes (query → JSON rows, exec of an INSERT with its TabSeparated body
  * and settings, command), so that the sink's own code — its SQL and its exact bytes — runs on it.
  */
 import { createRequire } from 'node:module';
@@ -42,7 +42,7 @@ export function openEngine(): Engine {
     const entries = Object.entries(settings ?? {});
     if (entries.length === 0) return sql;
     const clause = `SETTINGS ${entries.map(([k, v]) => `${k} = '${String(v).replace(/'/g, "\\'")}'`).join(', ')}`;
-    return sql.replace(/ FORMAT JSONEachRow\n/, ` ${clause} FORMAT JSONEachRow\n`);
+    return sql.replace(/ FORMAT (JSONEachRow|TabSeparated)\n/, (_, format: string) => ` ${clause} FORMAT ${format}\n`);
   };
   const client = {
     query: async ({ query }: { query: string }) => ({ json: async <T>() => rows<T>(query) }),

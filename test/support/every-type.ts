@@ -1,8 +1,9 @@
 /**
  * A table with every PostgreSQL type of the mapping (README "Types") and rows of edge values that
  * ClickHouse 18.16 holds: extremes, NULLs, Unicode, empty arrays, NaN, infinities, -0, subnormal
- * floats, microseconds, time zones. Used end to end on 18.16 (test/integration/types-roundtrip)
- * and on the current engine (test/clickhouse-current).
+ * floats, microseconds, time zones, and the characters a TabSeparated field escapes (row 4: a
+ * quote, `\N`, a backslash, a carriage return, a tab; in a text and in an array). Used end to end
+ * on 18.16 (test/integration/types-roundtrip) and on the current engine (test/clickhouse-current).
  */
 export const EVERY_TYPE_DDL = `
   CREATE TYPE mood AS ENUM ('sad', 'ok', 'très content');
@@ -31,7 +32,8 @@ export const EVERY_TYPE_ROWS = `
       '[]', '[]', '\\x', '{1,NULL,-3}', '{}', 'très content', '192.168.0.1/24', '::/0'),
   (3, 0, 0, 0, 0, 'NaN', 'NaN', 'NaN', 'x', NULL, NULL, NULL, NULL, '2000-02-29', '2000-02-29 12:00:00.5', '1999-12-31 23:59:59.999999-08', NULL, NULL,
       '  {"spaces" :  true }  ', NULL, NULL, NULL, NULL, 'ok', NULL, NULL),
-  (4, 1, 1, 1, 1.5, '1.50', '-0', '-0', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (4, 1, 1, 1, 1.5, '1.50', '-0', '-0', E'it''s \\\\N, \\\\ back, \\r cr, \\t tab', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+      E'{"it''s","back\\\\\\\\slash","tab\\there","\\\\\\\\N",NULL}', NULL, NULL, NULL),
   (5, NULL, NULL, NULL, NULL, 'Infinity', 'Infinity', '-Infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
   (6, NULL, NULL, NULL, NULL, NULL, '1.1', '0.1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
   (7, NULL, NULL, NULL, NULL, NULL, '1e-45', '5e-324', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),

@@ -1,5 +1,5 @@
 // The sink reads a message by a learnt shape (message-shapes.ts) instead of JSON.parse (issue 14).
-// Whatever a message holds, that must change nothing: the same JSONEachRow bytes, the same rows
+// Whatever a message holds, that must change nothing: the same TabSeparated bytes, the same rows
 // refused with the same reasons. Two sinks over fake ClickHouses get the same random batches, one
 // as raw values (the consumer's way: shapes), one decoded beforehand (JSON.parse only).
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -47,7 +47,7 @@ function fakeClickHouse() {
     },
     exec: async ({ query }: { query: string }) => {
       // The insert time differs between the two sinks: not part of the comparison.
-      inserts.push(...query.split('\n').slice(1).map((line) => line.replace(/"_ingested_at":"[^"]*"/, '')));
+      inserts.push(...query.split('\n').slice(1).map((line) => line.replace(/\t[^\t]*$/, '')));
       return { stream: { resume() {} } };
     },
     command: async () => ({}),

@@ -11,6 +11,15 @@ import { capabilities } from '../../src/tables/server.js';
 
 const log = createLogger({ level: 'silent', secrets: [] });
 
+/** The (id, _version) of each row of a TabSeparated insert, by the columns it lists. */
+function inserted(query: string): Array<{ id: number; version: number }> {
+  const [head = '', ...lines] = query.split('\n');
+  const columns = (/\(([^)]*)\) FORMAT TabSeparated$/.exec(head)?.[1] ?? '').split(', ').map((c) => c.replace(/`/g, ''));
+  const [id, version] = [columns.indexOf('id'), columns.indexOf('_version')];
+  if (id < 0 || version < 0) throw new Error(`not an insert of the table: ${head}`);
+  return lines.filter(Boolean).map((line) => line.split('\t')).map((f) => ({ id: Number(f[id]), version: Number(f[version]) }));
+}
+
 /** A ClickHouse holding one table (id Int64 key, name String); it can be told to fail inserts. */
 function fakeClickHouse() {
   const rows: Array<{ id: number; version: number }> = [];
@@ -48,16 +57,16 @@ function fakeClickHouse() {
     exec: async ({ query }: { query: string }) => {
       if (late && late.polls === -1) {
         late.polls = 0;
-        late.rows = query.split('\n').slice(1).map((line) => ({ id: JSON.parse(line).id, version: JSON.parse(line)._version }));
+        late.rows = inserted(query);
         throw new Error('Timeout error.');
       }
       if (failInserts > 0) {
         failInserts--;
         // The insert lands, but its answer is lost (a timeout): the worst case for a retry.
-        for (const line of query.split('\n').slice(1)) rows.push({ id: JSON.parse(line).id, version: JSON.parse(line)._version });
+        rows.push(...inserted(query));
         throw Object.assign(new Error('Timeout error.'), {});
       }
-      for (const line of query.split('\n').slice(1)) rows.push({ id: JSON.parse(line).id, version: JSON.parse(line)._version });
+      rows.push(...inserted(query));
       return { stream: { resume: () => {} } };
     },
     command: async () => ({}),

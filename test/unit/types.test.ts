@@ -4,7 +4,7 @@
 // checked with the same values in test/integration/types-roundtrip.test.ts and
 // test/clickhouse-current/.
 import { describe, expect, it } from 'vitest';
-import { chCodec, Refused, type ChCodec } from '../../src/tables/ch-types.js';
+import { chCodec, quotedText, Refused, tsvText, type ChCodec } from '../../src/tables/ch-types.js';
 import { jsonText, mapColumn, normalizeTimestamp, numericPrecision } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
 import { parseTimestamp, parseTimestampByPattern } from '../../src/tables/timestamps.js';
@@ -181,28 +181,33 @@ describe('the sink writes each ClickHouse type exactly, or refuses the value', (
     expect([codec('Int64').canon('9007199254740993'), codec('Int64').canon(42), i32.canon('-0')]).toEqual(['9007199254740993', '42', '0']);
   });
 
-  it('Decimal: unquoted (18.16 refuses a quoted one), refused rather than rounded or overflowed', () => {
+  it('Decimal: its text with every digit, unquoted in an array too (18.16 refuses a quoted one), refused rather than rounded or overflowed', () => {
     const d = codec('Decimal(12, 2)');
     expect(d.write('1234567890.5')).toBe('1234567890.5');
     expect(refusal(() => d.write('1.234'))).toBe('"1.234" has more than 2 decimal places: Decimal(12, 2) would round it');
     expect(refusal(() => d.write('12345678901'))).toBe('"12345678901" has more than 10 digits before the point: too large for Decimal(12, 2)');
     expect(refusal(() => d.write('NaN'))).toBe('Decimal(12, 2) cannot hold "NaN"');
     expect(d.write('1.50')).toBe('1.50'); // trailing zeros are not more places
+    expect(codec('Array(Decimal(12, 2))').write(['1.50', '-3'])).toBe('[1.50,-3]');
     expect([d.canon('1.50'), d.canon('-0.0'), d.canon('007.10')]).toEqual(['1.5', '0', '7.1']);
     expect(codec('Decimal(38, 10)').literal('1.5')).toBe("toDecimal128('1.5', 10)");
   });
 
   it('Float64 on 26.7: numbers and the specials ClickHouse reads', () => {
     const f = codec('Float64', CURRENT);
-    expect([f.write('0.1'), f.write('-1e+300'), f.write('NaN'), f.write('-Infinity')]).toEqual(['0.1', '-1e+300', '"nan"', '"-inf"']);
+    expect([f.write('0.1'), f.write('-1e+300'), f.write('NaN'), f.write('-Infinity'), f.write(-0), f.write(1e21)]).toEqual(['0.1', '-1e+300', 'nan', '-inf', '0', '1e+21']);
+    expect(codec('Array(Float64)', CURRENT).write(['NaN', 1.5, 'Infinity'])).toBe('[nan,1.5,inf]');
+    expect(f.literal('NaN')).toBe("toFloat64('nan')");
     expect(refusal(() => f.write('1,5'))).toBe('Float64 needs a number, got "1,5"');
   });
 
   it('DateTime (18.16): whole seconds of 1970–2105, refused outside (18.16 would store 0000-00-00 or wrap)', () => {
     const t = codec("Nullable(DateTime('UTC'))");
-    expect(t.write('2024-01-02 03:04:05.999999')).toBe('"2024-01-02 03:04:05"');
-    expect(t.write('2024-01-02T03:04:05')).toBe('"2024-01-02 03:04:05"');
-    expect(t.write(null)).toBe('null');
+    expect(t.write('2024-01-02 03:04:05.999999')).toBe('2024-01-02 03:04:05');
+    expect(t.write('2024-01-02T03:04:05')).toBe('2024-01-02 03:04:05');
+    expect(t.write(null)).toBe('\\N');
+    expect([t.zero, codec("DateTime('UTC')").zero]).toEqual(['\\N', '1970-01-01 00:00:00']);
+    expect(codec("Array(Nullable(DateTime('UTC')))").write(['2024-01-02 03:04:05', null])).toBe("['2024-01-02 03:04:05',NULL]");
     expect(refusal(() => t.write('1969-12-31 23:59:59.000000'))).toBe(
       "1969-12-31 23:59:59.000000 is outside what ClickHouse's DateTime('UTC') can store (1970-01-01 00:00:00 to 2105-12-31 23:59:59)",
     );
@@ -211,26 +216,63 @@ describe('the sink writes each ClickHouse type exactly, or refuses the value', (
 
   it('DateTime64(6) on 26.7: microseconds kept, 1900–2299', () => {
     const t = codec("DateTime64(6, 'UTC')", CURRENT);
-    expect(t.write('1900-01-01 00:00:00.000001')).toBe('"1900-01-01 00:00:00.000001"');
+    expect(t.write('1900-01-01 00:00:00.000001')).toBe('1900-01-01 00:00:00.000001');
+    expect(t.zero).toBe('1900-01-01 00:00:00');
     expect(refusal(() => t.write('1899-12-31 23:59:59'))).toMatch(/is outside what ClickHouse's DateTime64\(6, 'UTC'\) can store \(1900-01-01/);
     expect(t.literal('2024-01-01 00:00:00.5')).toBe("toDateTime64('2024-01-01 00:00:00.500000', 6, 'UTC')");
   });
 
   it('Date and Date32: within what the column holds (26.7 clamps silently outside)', () => {
     expect(refusal(() => codec('Date').write('1969-12-31'))).toBe('1969-12-31 is outside what Date can store (1970-01-01 to 2105-12-31)');
-    expect(codec('Date32', CURRENT).write('1900-01-01')).toBe('"1900-01-01"');
+    expect(codec('Date32', CURRENT).write('1900-01-01')).toBe('1900-01-01');
+    expect([codec('Date').zero, codec('Date32', CURRENT).zero, codec('Array(Date)').write(['2024-01-02'])]).toEqual(['1970-01-01', '1900-01-01', "['2024-01-02']"]);
     expect(refusal(() => codec('Date32', CURRENT).write('2300-01-01'))).toBe('2300-01-01 is outside what Date32 can store (1900-01-01 to 2299-12-31)');
   });
 
   it('Bool, UUID, String, arrays; NULL only where the column is Nullable', () => {
     expect(codec('Bool', CURRENT).write(true)).toBe('true');
+    expect(codec('Array(Bool)', CURRENT).write([true, false])).toBe('[true,false]');
     expect(refusal(() => codec('Bool', CURRENT).write('t'))).toBe('Bool needs true or false, got "t"');
-    expect(codec('UUID').write('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')).toBe('"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"');
+    expect(codec('UUID').write('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')).toBe('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+    expect(codec('Array(UUID)').write(['A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'])).toBe("['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']");
+    expect(codec('UUID').zero).toBe('00000000-0000-0000-0000-000000000000');
     expect(refusal(() => codec('String').write(null))).toBe('NULL in a column of type String');
-    expect(codec('Array(Nullable(Int32))').write([1, null, 3])).toBe('[1,null,3]');
+    expect(refusal(() => codec('Array(String)').write([null]))).toBe('NULL in a column of type String');
+    expect(codec('Array(Nullable(Int32))').write([1, null, 3])).toBe('[1,NULL,3]');
+    expect(codec('Array(Array(Int32))').write([[1, 2], []])).toBe('[[1,2],[]]');
     expect(refusal(() => codec('Array(Nullable(Int32))').write([[1]]))).toBe('a multi-dimensional array: the ClickHouse column has one dimension');
-    expect(codec('LowCardinality(String)', CURRENT).write('happy')).toBe('"happy"');
-    expect(codec('LowCardinality(Nullable(String))', CURRENT).write(null)).toBe('null');
+    expect(codec('LowCardinality(String)', CURRENT).write('happy')).toBe('happy');
+    expect(codec('LowCardinality(Nullable(String))', CURRENT).write(null)).toBe('\\N');
+    expect([codec('String').zero, codec('Nullable(String)').zero, codec('Array(String)').zero]).toEqual(['', '\\N', '[]']);
     expect(chCodec('Map(String, String)')).toBeNull();
+  });
+});
+
+describe('TabSeparated escapes (issue 14: ClickHouse 18.16 and 26.7 read them the same way)', () => {
+  it('a field escapes backslash, tab, line feed, carriage return, NUL, backspace and form feed; a quoted value also the quote', () => {
+    const s = codec('String');
+    const text = 'a\\b\tc\nd\re\u0000f\bg\fh\'i"j';
+    expect(s.write(text)).toBe(String.raw`a\\b\tc\nd\re\0f\bg\fh'i"j`);
+    expect(codec('Array(String)').write([text, ''])).toBe(String.raw`['a\\b\tc\nd\re\0f\bg\fh\'i"j','']`);
+    expect(s.write('\\N')).toBe(String.raw`\\N`); // the text \N, not NULL
+    expect(s.write('émoji 🎉 ok')).toBe('émoji 🎉 ok');
+    expect(tsvText('plain')).toBe('plain');
+    expect(quotedText("it's")).toBe(String.raw`'it\'s'`);
+  });
+
+  it('no field holds a raw tab or line feed, and unescaping gives the text back (random text)', () => {
+    const chars = ['a', 'é', '🎉', '\\', '\t', '\n', '\r', '\u0000', '\b', '\f', "'", '"', ' ', 'N', '0'];
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const unescape = (f: string) => f.replace(/\\(.)/gsu, (_, c: string) => ({ t: '\t', n: '\n', r: '\r', '0': '\u0000', b: '\b', f: '\f' })[c] ?? c);
+    for (let i = 0; i < 2000; i++) {
+      const text = Array.from({ length: Math.floor(rand() * 12) }, () => chars[Math.floor(rand() * chars.length)]).join('');
+      const field = tsvText(text);
+      expect(field).not.toMatch(/[\t\n]/);
+      expect(unescape(field)).toBe(text);
+      const q = quotedText(text);
+      expect(q.slice(1, -1)).not.toMatch(/(^|[^\\])(\\\\)*'/); // every quote inside is escaped
+      expect(unescape(q.slice(1, -1))).toBe(text);
+    }
   });
 });
