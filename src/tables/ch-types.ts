@@ -49,7 +49,7 @@ export interface ChCodec {
 /** The escapes of a TabSeparated field and of a quoted value (ClickHouse reads both the same way). */
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\u0000': '\\0', '\u0008': '\\b', '\u000c': '\\f', "'": "\\'" };
 const FIELD_SPECIAL = /[\\\t\n\r\u0000\u0008\u000c]/;
-const FIELD_SPECIALS = /[\\\t\n\r\u0000\u0008\u000c]/g;
+const FIELD_SPECIALS = new RegExp(FIELD_SPECIAL.source, 'g');
 const QUOTED_SPECIALS = /[\\\t\n\r\u0000\u0008\u000c']/g;
 const escapeChar = (c: string) => ESCAPES[c] as string;
 
