@@ -5,9 +5,11 @@
 -- MAXVALUE 2^53-1: a version is exact as a JSON number in every parser.
 CREATE SEQUENCE IF NOT EXISTS streamer_version_seq MAXVALUE 9007199254740991;
 
--- NOTIFY is a wake-up hint, never the data: the payload is the table's id. At most one
--- transaction per table per 10 ms notifies: it takes a transaction-level advisory lock on that
--- bucket of wall-clock time (never waiting) and notifies only if it got it. A transaction that
+-- NOTIFY is a wake-up hint, never the data: the payload is the table's id. Of the transactions
+-- open at the same time, at most one per table per 10 ms notifies: it takes a transaction-level
+-- advisory lock on that bucket of wall-clock time (never waiting) and notifies only if it got it.
+-- The lock ends with its transaction, so transactions that follow one another each notify
+-- (measured: 38,502 NOTIFYs for 40,001 single-row transactions at 1,000/s). A transaction that
 -- has called NOTIFY holds PostgreSQL's cluster-wide notify lock through its WAL flush, so
 -- notifying transactions commit one at a time: with fsync on, a NOTIFY per transaction capped an
 -- application at ~6,800 single-row INSERT transactions/s here (README "Trigger"). A row whose

@@ -113,7 +113,8 @@ export function installCapture(spec: TableSpec, schema: string): string[] {
        ${keys.map((k) => `${col(k)} text`).join(',\n       ')}
      )`,
     `COMMENT ON TABLE ${o.changes} IS ${pgLiteral(`streamer: changes of ${spec.schema}.${spec.table} not published yet (I insert, U update, D delete, T truncate)`)}`,
-    // Wakes the producer on any change: one NOTIFY per table per 10 ms (streamer_notify, 0006).
+    // Wakes the producer on any change: of the transactions open together, one NOTIFY per table
+    // per 10 ms (streamer_notify, 0006).
     `CREATE OR REPLACE FUNCTION ${fn('notify')}() RETURNS trigger ${invoker} $$
      BEGIN
        ${wake}

@@ -18,8 +18,8 @@
  * Wakes (NOTIFY with the table's id, start-up, the sweep timer, a listener reconnect, a
  * follow-up) that arrive during a pass coalesce into one more pass; there is never more than one
  * pass at a time in a process. A pass that published rows is followed by another
- * PRODUCER_FOLLOW_UP_MS later: at most one transaction per table per 10 ms notifies (0006), and one
- * that did not may have committed just after this pass looked.
+ * PRODUCER_FOLLOW_UP_MS later: of the transactions open together, at most one per table per 10 ms
+ * notifies (0006), and one that did not may have committed just after this pass looked.
  *
  * Every sweep also checks each table's shape against the catalog: a table whose columns changed
  * since `streamer migrate` installed its capture is paused (its changes wait in PostgreSQL) with
@@ -305,9 +305,13 @@ export async function drainBatch(pool: pg.Pool, publisher: Publisher, config: Co
 }
 
 /**
- * Drains one table with PRODUCER_CONCURRENCY batches in flight (BatchOrder), until a claim finds
- * fewer rows than a batch (`untilEmpty`: none). Every worker stops after its batch once one
- * stopped or failed; the first failure is thrown when all have.
+ * Drains one table until a claim finds fewer rows than a batch (`untilEmpty`: none). The first
+ * batch runs alone; only once it came back full do PRODUCER_CONCURRENCY batches run at once
+ * (BatchOrder). On the live path a wake finds a few rows: a second batch beside the first would
+ * claim nothing (SKIP LOCKED) at the cost of a transaction, and that PostgreSQL work delayed the
+ * next claim — commit → Kafka p50 2.5 → 2.0 ms at 1,000 single-row transactions/s (issue 14,
+ * bench/README.md). Every worker stops after its batch once one stopped or failed; the first
+ * failure is thrown when all have.
  */
 export async function drainTable(
   pool: pg.Pool,
@@ -318,13 +322,17 @@ export async function drainTable(
   opts: { untilEmpty?: boolean; signal?: AbortSignal; onBatch?: (r: BatchResult) => void } = {},
 ): Promise<void> {
   const order: BatchOrder = { claims: new FifoLock(), publishes: new FifoLock() };
+  const done = (r: BatchResult) => (opts.untilEmpty ? r.claimed === 0 : r.claimed < config.producerBatchSize);
+  const first = await drainBatch(pool, publisher, config, log, source, config.producerBatchSize, order);
+  opts.onBatch?.(first);
+  if (done(first) || opts.signal?.aborted) return;
   let stop = false;
   const worker = async () => {
     try {
       while (!stop && !opts.signal?.aborted) {
         const r = await drainBatch(pool, publisher, config, log, source, config.producerBatchSize, order);
         opts.onBatch?.(r);
-        if (opts.untilEmpty ? r.claimed === 0 : r.claimed < config.producerBatchSize) stop = true;
+        if (done(r)) stop = true;
       }
     } catch (err) {
       stop = true;

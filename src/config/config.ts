@@ -60,14 +60,15 @@ export interface Config {
    */
   producerSweepBatchSize: number;
   /**
-   * PRODUCER_CONCURRENCY — batches of one table in flight at once while it has a backlog: claims
-   * and publishes stay in order, a batch's publish overlaps the next one's claim and the previous
+   * PRODUCER_CONCURRENCY — batches of one table in flight at once while it has a backlog (a pass
+   * starts with one batch, and goes on with several once that came back full): claims and
+   * publishes stay in order, a batch's publish overlaps the next one's claim and the previous
    * one's commit. 1 = one batch at a time (before issue 14). Default 2
    */
   producerConcurrency: number;
   /**
-   * SWEEP_INTERVAL_MS — the periodic sweep, the backstop for rows no notification announced (the
-   * insert trigger notifies for one transaction per 10 ms). Default 5000: an idle sweep is one
+   * SWEEP_INTERVAL_MS — the periodic sweep, the backstop for rows no notification announced (of the
+   * transactions open together, one per 10 ms notifies). Default 5000: an idle sweep is one
    * probe of the partial index.
    */
   sweepIntervalMs: number;

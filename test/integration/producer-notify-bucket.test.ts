@@ -1,5 +1,5 @@
-// The capture triggers notify for one transaction per table and 10 ms bucket (streamer_notify,
-// sql/postgres/0006), so that
+// Of the transactions open together, the capture triggers notify for one per table and 10 ms
+// bucket (streamer_notify, sql/postgres/0006), so that
 // notifying transactions do not commit one at a time. These tests make a transaction skip its
 // NOTIFY on purpose — another open transaction holds the advisory locks of the next seconds'
 // buckets, as the first inserter of a bucket does — and check that its row is published anyway,

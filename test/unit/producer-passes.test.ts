@@ -1,0 +1,123 @@
+// A drain pass (drainTable) against a fake PostgreSQL and Kafka: how many batch transactions it
+// opens, and how many at once. The claim, SKIP LOCKED and the publish themselves are tested
+// against the real services (producer-concurrency, changes and others); this is the pass's logic.
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { drainTable, tableSource, type TableSource } from '../../src/capture/producer.js';
+import { PRODUCER_BEGIN } from '../../src/capture/plans.js';
+import type { Publisher } from '../../src/capture/publisher.js';
+import { createLogger } from '../../src/common/logger.js';
+import type { Config } from '../../src/config/config.js';
+import { spec } from './support/specs.js';
+
+const source: TableSource = tableSource(
+  spec('public', 'user_login', [
+    ['id', 'int4', { notNull: true }],
+    ['username', 'text'],
+    ['sent_to_kafka', 'bool'],
+  ], { flagColumn: 'sent_to_kafka' }),
+);
+
+/**
+ * Pending rows 1…n of a flag-mode table. A transaction's claim takes the lowest pending rows no
+ * other open transaction holds (SKIP LOCKED), up to its limit; COMMIT marks them sent.
+ */
+function fakeDatabase(n: number) {
+  const pending = new Set(Array.from({ length: n }, (_, i) => i + 1));
+  const held = new Set<number>();
+  const stats = { transactions: 0, open: 0, mostOpen: 0 };
+  let version = 0;
+  const tick = () => new Promise((r) => setImmediate(r));
+  const client = () => {
+    let mine: number[] = [];
+    return {
+      on() {},
+      off() {},
+      release() {},
+      async query(text: string, params?: unknown[]) {
+        await tick();
+        if (text === PRODUCER_BEGIN) {
+          stats.transactions++;
+          stats.mostOpen = Math.max(stats.mostOpen, ++stats.open);
+          return { rows: [] };
+        }
+        if (text === source.plans.claimRows) {
+          const limit = params?.[0] as number;
+          mine = [...pending].filter((id) => !held.has(id)).slice(0, limit);
+          for (const id of mine) held.add(id);
+          return { rows: mine.map((id) => ({ c0: String(id), c1: `u${id}`, key: String(id) })) };
+        }
+        if (text.startsWith('SELECT s.v::text AS v')) {
+          // afterClaim: the rows' versions, no change-log rows, the recorded shape
+          return [
+            { rows: mine.map(() => ({ v: String(++version) })) },
+            { rows: [] },
+            { rows: [{ capture: source.shape.capture, columns: source.shape.columns }] },
+          ];
+        }
+        if (text === 'COMMIT' || text === 'ROLLBACK') {
+          for (const id of mine) {
+            held.delete(id);
+            if (text === 'COMMIT') pending.delete(id);
+          }
+          mine = [];
+          stats.open--;
+          return { rows: [] };
+        }
+        throw new Error(`unexpected query: ${text.slice(0, 60)}`);
+      },
+    };
+  };
+  const pool = { connect: async () => client() } as unknown as pg.Pool;
+  return { pool, pending, stats };
+}
+
+function fakeKafka() {
+  const published: string[] = [];
+  const publisher: Publisher = {
+    async connect() {},
+    async publish(_topic, messages) {
+      await new Promise((r) => setImmediate(r));
+      for (const m of messages) published.push(m.key as string);
+      return [];
+    },
+    async partitions() {
+      return [0];
+    },
+    abandon() {},
+    async close() {},
+  };
+  return { publisher, published };
+}
+
+const config = { producerBatchSize: 5, producerConcurrency: 3, producerPublishTimeoutMs: 10_000, kafkaBrokers: ['kafka:9092'] } as Config;
+const log = createLogger({ level: 'silent' });
+
+describe('drainTable', () => {
+  it('a wake that finds fewer rows than a batch costs one transaction, not one per PRODUCER_CONCURRENCY', async () => {
+    const db = fakeDatabase(3);
+    const kafka = fakeKafka();
+    await drainTable(db.pool, kafka.publisher, config, log, source);
+    expect(kafka.published).toEqual(['1', '2', '3']);
+    expect(db.pending.size).toBe(0);
+    expect(db.stats).toMatchObject({ transactions: 1, mostOpen: 1, open: 0 });
+  });
+
+  it('after a full first batch, a backlog is drained PRODUCER_CONCURRENCY batches at a time, each row once', async () => {
+    const db = fakeDatabase(42);
+    const kafka = fakeKafka();
+    await drainTable(db.pool, kafka.publisher, config, log, source);
+    expect([...kafka.published].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 42 }, (_, i) => String(i + 1)));
+    expect(db.pending.size).toBe(0);
+    expect(db.stats.mostOpen).toBe(3);
+    expect(db.stats.open).toBe(0);
+  });
+
+  it('untilEmpty (the sweep): a first batch that claims nothing ends the pass at once', async () => {
+    const db = fakeDatabase(0);
+    const kafka = fakeKafka();
+    await drainTable(db.pool, kafka.publisher, config, log, source, { untilEmpty: true });
+    expect(kafka.published).toEqual([]);
+    expect(db.stats).toMatchObject({ transactions: 1, mostOpen: 1 });
+  });
+});
