@@ -8,8 +8,10 @@
  * (streamer_version_seq), taken while the row's lock is held, so that a row's versions increase
  * in the order its changes commit:
  *  - flag mode: the producer takes them (afterClaim) after its claim locked and marked the
- *    rows, in the same transaction. Taken before the lock, a slow claim could pair a newer content
- *    with an older version than a faster producer's;
+ *    rows, in the same transaction — or, in the first batch of a pass, which runs alone, in the
+ *    claim's RETURNING, after the statement locked and marked each row (leadClaim). Taken before
+ *    the lock, a slow claim could pair a newer content with an older version than a faster
+ *    producer's;
  *  - deletes, key changes, TRUNCATE and everything in log mode: the trigger takes it, AFTER the
  *    statement (or in a row trigger) — by then the statement holds the lock of every row it
  *    touched, and an INSERT has passed its unique check, which waits for a concurrent DELETE of the
@@ -257,6 +259,16 @@ export interface ProducerPlans {
    * claims.
    */
   afterClaim(versions: number, limit: number, table: string): string;
+  /**
+   * The first batch of a pass (which runs alone) in ONE round trip instead of three: BEGIN (as
+   * PRODUCER_BEGIN), the flag claim with each row's version in its RETURNING (column v: taken
+   * after the statement locked and marked the row, as afterClaim's are), the change-log claim and
+   * RECORDED_SHAPE — a multi-statement query, values as literals. Results in that order: BEGIN,
+   * SET, the claimed rows (flag mode only), the change-log rows, the shape. On the live path every
+   * round trip counts: a write to a local TCP socket cost the producer ~0.1 ms of CPU here
+   * (bench/README.md "2026-11-27 (later)").
+   */
+  leadClaim(limit: number, table: string): string;
   /** $1 bigint[]: the change-log rows published. */
   deleteChanges: string;
   /** Log mode: $1… one text[] per key column. Columns k0…kN (text) and c0…cN of the rows that exist. */
@@ -294,6 +306,7 @@ export function producerPlans(spec: TableSpec): ProducerPlans {
   const orderKeys = spec.keyColumns.map((k) => `t.${pgIdent(k)}`).join(', ');
   const keySelects = keyCols(spec).map((k, i) => `c.${col(k)}::text AS k${i}`);
   let claimRows: string | null = null;
+  let claimRowsSql: ((limit: string, table: string, returnVersions?: boolean) => string) | null = null;
   let unmarkRows: string | null = null;
   if (spec.capture.kind === 'flag') {
     const flag = pgIdent(spec.capture.column);
@@ -303,17 +316,18 @@ export function producerPlans(spec: TableSpec): ProducerPlans {
     // per row). A row updated and committed by another session between the statement's snapshot
     // and the lock has a tuple id the snapshot does not see: it is neither marked nor returned,
     // and stays pending.
-    claimRows = `
+    claimRowsSql = (limit: string, table: string, returnVersions = false) => `
 WITH c AS MATERIALIZED (
   SELECT t.ctid AS tid
     FROM ${spec.qualified} t
-   WHERE t.${flag} IS NOT TRUE AND ${failedFilter(spec, 't')}
+   WHERE t.${flag} IS NOT TRUE AND ${failedFilter(spec, 't', table)}
    ORDER BY ${orderKeys}
-   LIMIT $1
+   LIMIT ${limit}
      FOR UPDATE OF t SKIP LOCKED)
 UPDATE ${spec.qualified} t SET ${flag} = TRUE
  WHERE t.ctid = ANY (ARRAY(SELECT c.tid FROM c))
-RETURNING ${selects.join(', ')}, ${keyTextSql(spec, 't')} AS key${keyCols(spec).length === 1 ? '' : `, ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}`}`;
+RETURNING ${selects.join(', ')}, ${keyTextSql(spec, 't')} AS key${keyCols(spec).length === 1 ? '' : `, ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}`}${returnVersions ? `, nextval('streamer_version_seq')::text AS v` : ''}`;
+    claimRows = claimRowsSql('$1', '$2');
     unmarkRows = `UPDATE ${spec.qualified} t SET ${flag} = FALSE WHERE ${keyIn(spec, 't')}`;
   }
   const claimChangesSql = (limit: string, table: string) => `
@@ -330,6 +344,13 @@ SELECT c._version::text AS version, c._op AS op, ${keySelects.join(', ')}, CASE 
       claimChangesSql(String(wholeNumber(limit)), pgLiteral(table)),
       RECORDED_SHAPE.replace('$1', pgLiteral(table)),
     ].join(';\n');
+  const leadClaim = (limit: number, table: string) =>
+    [
+      PRODUCER_BEGIN,
+      ...(claimRowsSql ? [claimRowsSql(String(wholeNumber(limit)), pgLiteral(table), true)] : []),
+      claimChangesSql(String(wholeNumber(limit)), pgLiteral(table)),
+      RECORDED_SHAPE.replace('$1', pgLiteral(table)),
+    ].join(';\n');
   const deleteChanges = `DELETE FROM ${o.changes} WHERE _version = ANY($1::bigint[])`;
   const readRows = `
 SELECT ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}, ${selects.join(', ')}
@@ -338,5 +359,5 @@ SELECT ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}, 
   const pendingRows =
     spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
   const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c._op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
-  return { claimRows, unmarkRows, claimChanges, afterClaim, deleteChanges, readRows, countPending };
+  return { claimRows, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, readRows, countPending };
 }

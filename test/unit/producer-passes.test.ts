@@ -25,11 +25,21 @@ const source: TableSource = tableSource(
 function fakeDatabase(n: number) {
   const pending = new Set(Array.from({ length: n }, (_, i) => i + 1));
   const held = new Set<number>();
-  const stats = { transactions: 0, open: 0, mostOpen: 0 };
+  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0 };
   let version = 0;
   const tick = () => new Promise((r) => setImmediate(r));
   const client = () => {
     let mine: number[] = [];
+    const begin = () => {
+      stats.transactions++;
+      stats.mostOpen = Math.max(stats.mostOpen, ++stats.open);
+    };
+    const claim = (limit: number) => {
+      mine = [...pending].filter((id) => !held.has(id)).slice(0, limit);
+      for (const id of mine) held.add(id);
+      return mine.map((id) => ({ c0: String(id), c1: `u${id}`, key: String(id) }));
+    };
+    const shape = { rows: [{ capture: source.shape.capture, columns: source.shape.columns }] };
     return {
       on() {},
       off() {},
@@ -37,23 +47,20 @@ function fakeDatabase(n: number) {
       async query(text: string, params?: unknown[]) {
         await tick();
         if (text === PRODUCER_BEGIN) {
-          stats.transactions++;
-          stats.mostOpen = Math.max(stats.mostOpen, ++stats.open);
-          return { rows: [] };
+          begin();
+          return [{ rows: [] }, { rows: [] }];
         }
-        if (text === source.plans.claimRows) {
-          const limit = params?.[0] as number;
-          mine = [...pending].filter((id) => !held.has(id)).slice(0, limit);
-          for (const id of mine) held.add(id);
-          return { rows: mine.map((id) => ({ c0: String(id), c1: `u${id}`, key: String(id) })) };
+        if (text === source.plans.leadClaim(config.producerBatchSize, source.name)) {
+          // BEGIN, SET, the claimed rows with their versions, no change-log rows, the shape
+          stats.leads++;
+          begin();
+          const rows = claim(config.producerBatchSize).map((r) => ({ ...r, v: String(++version) }));
+          return [{ rows: [] }, { rows: [] }, { rows }, { rows: [] }, shape];
         }
+        if (text === source.plans.claimRows) return { rows: claim(params?.[0] as number) };
         if (text.startsWith('SELECT s.v::text AS v')) {
           // afterClaim: the rows' versions, no change-log rows, the recorded shape
-          return [
-            { rows: mine.map(() => ({ v: String(++version) })) },
-            { rows: [] },
-            { rows: [{ capture: source.shape.capture, columns: source.shape.columns }] },
-          ];
+          return [{ rows: mine.map(() => ({ v: String(++version) })) }, { rows: [] }, shape];
         }
         if (text === 'COMMIT' || text === 'ROLLBACK') {
           for (const id of mine) {
@@ -94,13 +101,13 @@ const config = { producerBatchSize: 5, producerConcurrency: 3, producerPublishTi
 const log = createLogger({ level: 'silent' });
 
 describe('drainTable', () => {
-  it('a wake that finds fewer rows than a batch costs one transaction, not one per PRODUCER_CONCURRENCY', async () => {
+  it('a wake that finds fewer rows than a batch costs one transaction, not one per PRODUCER_CONCURRENCY, its claims in one round trip', async () => {
     const db = fakeDatabase(3);
     const kafka = fakeKafka();
     await drainTable(db.pool, kafka.publisher, config, log, source);
     expect(kafka.published).toEqual(['1', '2', '3']);
     expect(db.pending.size).toBe(0);
-    expect(db.stats).toMatchObject({ transactions: 1, mostOpen: 1, open: 0 });
+    expect(db.stats).toMatchObject({ transactions: 1, leads: 1, mostOpen: 1, open: 0 });
   });
 
   it('after a full first batch, a backlog is drained PRODUCER_CONCURRENCY batches at a time, each row once', async () => {
@@ -110,6 +117,7 @@ describe('drainTable', () => {
     expect([...kafka.published].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 42 }, (_, i) => String(i + 1)));
     expect(db.pending.size).toBe(0);
     expect(db.stats.mostOpen).toBe(3);
+    expect(db.stats.leads).toBe(1); // only the first batch claims in one round trip
     expect(db.stats.open).toBe(0);
   });
 
@@ -118,6 +126,6 @@ describe('drainTable', () => {
     const kafka = fakeKafka();
     await drainTable(db.pool, kafka.publisher, config, log, source, { untilEmpty: true });
     expect(kafka.published).toEqual([]);
-    expect(db.stats).toMatchObject({ transactions: 1, mostOpen: 1 });
+    expect(db.stats).toMatchObject({ transactions: 1, leads: 1, mostOpen: 1 });
   });
 });
