@@ -333,12 +333,13 @@ export async function drainBatch(
 /**
  * Drains one table until a claim finds fewer rows than a batch (`untilEmpty`: none). The first
  * batch runs alone, its claims in one round trip (plans.leadClaim); only once it came back full
- * do PRODUCER_CONCURRENCY batches run at once
- * (BatchOrder). On the live path a wake finds a few rows: a second batch beside the first would
- * claim nothing (SKIP LOCKED) at the cost of a transaction, and that PostgreSQL work delayed the
- * next claim — commit → Kafka p50 2.5 → 2.0 ms at 1,000 single-row transactions/s (issue 14,
- * bench/README.md). Every worker stops after its batch once one stopped or failed; the first
- * failure is thrown when all have.
+ * do PRODUCER_CONCURRENCY batches run at once (BatchOrder). On the live path a wake finds a few
+ * rows: a second batch beside the first would claim nothing (SKIP LOCKED) at the cost of a
+ * transaction, and each round trip costs the producer and PostgreSQL CPU that delays the next
+ * claim — at 1,000 single-row transactions/s commit → Kafka p50 went 2.5 → 2.0 ms with the first
+ * batch alone, then 1.8 → 1.2 ms with its claims in one round trip (issue 14, bench/README.md
+ * "2026-11-27 (later)"). Every worker stops after its batch once one stopped or failed; the
+ * first failure is thrown when all have.
  */
 export async function drainTable(
   pool: pg.Pool,
