@@ -1,6 +1,6 @@
-// What bench/sink.mjs and bench/byte-path-prototype.mjs share: user_login's sink of a build,
-// against a ClickHouse client that only hands each insert's body to `onInsert`, and batches of
-// user_login upserts as the producer writes them.
+// bench/sink.mjs's fixture: user_login's sink of a build, against a ClickHouse client that only
+// hands each insert's body (the query's text after its first line in builds before 2026-11-27 05:30,
+// a Buffer since) to `onInsert`, and batches of user_login upserts as the producer writes them.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -30,8 +30,9 @@ export async function openSink(build, onInsert) {
     query: async ({ query }) => ({
       json: async () => (query.startsWith('SELECT name, type') ? COLUMNS.map(([name, type, sorting]) => ({ name, type, sorting, kind: '' })) : / AS v FROM /.test(query) ? [{ v: '0' }] : []),
     }),
-    exec: async ({ query }) => {
-      onInsert(query.slice(query.indexOf('\n') + 1));
+    // The body: a stream of bytes since the sink writes them itself, before that the query's text after its first line.
+    exec: async ({ query, values }) => {
+      onInsert(values ? Buffer.concat(await values.toArray()) : query.slice(query.indexOf('\n') + 1));
       return { stream: { resume() {} } };
     },
     command: async () => ({}),

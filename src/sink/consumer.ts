@@ -91,23 +91,53 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     });
   }
 
-  /** decode → store (per table) → dead-letter. Throws a classified StreamerError when it could not; safe to repeat. */
-  async function store(batch: InboundMessage[]): Promise<void> {
+  /**
+   * Each table's sink inputs. (The loops over every message are functions of their own, not of
+   * the async store: V8 compiles such a loop anew on every call of an async function.)
+   */
+  function inputsOf(batch: readonly InboundMessage[]): Map<TableTarget, SinkInput<InboundMessage>[]> {
     const inputs = new Map<TableTarget, SinkInput<InboundMessage>[]>();
-    const dead: DeadLetterInput[] = [];
-    const letter = (message: InboundMessage, reason: string): DeadLetterInput => ({ ...message, reason });
+    let target: TableTarget | undefined;
+    let list: SinkInput<InboundMessage>[] = [];
     for (const message of batch) {
-      const target = targets.get(message.topic);
-      if (!target) throw foreignTopics([message.topic]);
+      if (target?.topic !== message.topic) {
+        target = targets.get(message.topic);
+        if (!target) throw foreignTopics([message.topic]);
+        list = inputs.get(target) ?? [];
+        inputs.set(target, list);
+      }
       // The sink reads the value (by a learnt shape, or decodeMessage); what is no message comes back rejected.
-      let list = inputs.get(target);
-      if (!list) inputs.set(target, (list = []));
       list.push({ value: message.value, topic: message.topic, partition: message.partition, offset: message.offset, ref: message });
     }
+    return inputs;
+  }
+
+  /** Each stored message's time from its claim in PostgreSQL (its timestamp, set by the producer) to now. */
+  function observeLatency(stored: readonly (readonly InboundMessage[])[]): void {
+    const now = Date.now();
+    let lastTimestamp = '';
+    let seconds = -1; // of lastTimestamp: a producer's batch shares one claim time
+    for (const list of stored) {
+      for (const m of list) {
+        if (m.timestamp !== lastTimestamp) {
+          lastTimestamp = m.timestamp;
+          const t = Number(m.timestamp);
+          seconds = Number.isFinite(t) && t > 0 ? Math.max(0, now - t) / 1000 : -1;
+        }
+        if (seconds >= 0) metrics.claimToClickhouseSeconds.observe(seconds);
+      }
+    }
+  }
+
+  /** decode → store (per table) → dead-letter. Throws a classified StreamerError when it could not; safe to repeat. */
+  async function store(batch: InboundMessage[]): Promise<void> {
+    const inputs = inputsOf(batch);
+    const dead: DeadLetterInput[] = [];
+    const letter = (message: InboundMessage, reason: string): DeadLetterInput => ({ ...message, reason });
     let inserted = 0;
     let duplicates = 0;
     let truncates = 0;
-    const stored: InboundMessage[] = [];
+    const stored: InboundMessage[][] = []; // per table
     for (const [target, list] of inputs) {
       let result;
       try {
@@ -121,7 +151,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
       inserted += result.inserted;
       duplicates += result.duplicates;
       truncates += result.truncates;
-      for (const r of result.stored) stored.push(r); // not push(...): 20,000 arguments
+      stored.push(result.stored);
     }
     if (dead.length > 0) {
       try {
@@ -142,18 +172,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     totals.truncates += truncates;
     for (const d of dead) metrics.deadLetters.inc({ table: (targets.get(d.topic) as TableTarget).table });
     metrics.consumerBatchRows.observe(batch.length);
-    // The message timestamp is set by the producer when it claimed the change in PostgreSQL.
-    const now = Date.now();
-    let lastTimestamp = '';
-    let seconds = -1; // of lastTimestamp: a producer's batch shares one claim time
-    for (const m of stored) {
-      if (m.timestamp !== lastTimestamp) {
-        lastTimestamp = m.timestamp;
-        const t = Number(m.timestamp);
-        seconds = Number.isFinite(t) && t > 0 ? Math.max(0, now - t) / 1000 : -1;
-      }
-      if (seconds >= 0) metrics.claimToClickhouseSeconds.observe(seconds);
-    }
+    observeLatency(stored);
     lastStoredAt = Date.now();
     log.debug({ rows: batch.length, inserted, duplicates, truncates, deadLettered: dead.length }, 'batch stored');
   }

@@ -312,18 +312,27 @@ export class ConsumerRunner<M extends Positioned> {
         const last = BigInt(o.offset) - 1n;
         if (last > st.storedUpTo) st.storedUpTo = last;
       }
-      let runKey: string | null = null;
-      let st = null as unknown as PartitionState;
-      for (const h of batch) {
-        if (h.key !== runKey) st = this.partition((runKey = h.key));
-        if (h.gen === st.gen) st.holding--;
-      }
+      this.release(batch);
       this.totals.batches++;
       this.totals.messages += batch.length;
       for (const [key, o] of offsets) if (this.suspended.has(o.topic)) offsets.delete(key);
       this.commits.request(offsets);
       this.progressed.notify();
       return 'stored';
+    }
+  }
+
+  /**
+   * The messages of a stored batch no longer held by their partitions. (A loop over every message
+   * kept out of the async storeBatch: V8 compiles such a loop anew on every call of an async
+   * function — see TableSink.write.)
+   */
+  private release(batch: readonly Held<M>[]): void {
+    let runKey: string | null = null;
+    let st = null as unknown as PartitionState;
+    for (const h of batch) {
+      if (h.key !== runKey) st = this.partition((runKey = h.key));
+      if (h.gen === st.gen) st.holding--;
     }
   }
 

@@ -10,14 +10,16 @@
  *
  * One `write` of a batch:
  *  1. reads every message — by a shape learnt from earlier messages of the table, straight from
- *     its text into the row (message-shapes.ts), else by JSON.parse (decodeMessage) — and maps
- *     every upsert and delete to a row (a delete: its key, `_deleted` 1, the other columns NULL or
- *     their type's zero), refusing values the column cannot hold (always the JSON.parse way, which
- *     words the reason);
+ *     its bytes into the row's line (message-shapes.ts, rows.ts), else by JSON.parse
+ *     (decodeMessage) — and maps every upsert and delete to a row (a delete: its key, `_deleted`
+ *     1, the other columns NULL or their type's zero), refusing values the column cannot hold
+ *     (always the JSON.parse way, which words the reason); every line goes into one Body, the
+ *     insert's bytes;
  *  2. keeps, per key, the message of the highest version (older ones could never win);
  *  3. drops those whose version ClickHouse already has for that key, or a newer one (ONE query,
  *     only for the rows at or below their partition's watermark: see below);
- *  4. inserts the rest in ONE TabSeparated insert (one MergeTree part; ch-types.ts writes the fields);
+ *  4. inserts the rest in ONE TabSeparated insert (one MergeTree part; ch-types.ts writes the
+ *     fields), its body the written bytes;
  *  5. if ClickHouse refuses the data anyway, halves the batch until the culprits are single rows,
  *     returns those as rejected and stores the rest;
  *  6. applies truncate markers: every live row of an older version gets a delete of the marker's
@@ -45,19 +47,21 @@
  * is also the token, and the server itself drops a late duplicate.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { chunkBy } from '../common/chunks.js';
 import { StreamerError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { chCodec, Refused, type ChCodec, type CodecContext } from '../tables/ch-types.js';
-import { decodeMessage, decodeMessageText, type DecodedMessage } from '../tables/codec.js';
+import { chCodec, Refused, type CodecContext } from '../tables/ch-types.js';
+import { decodeMessage, type DecodedMessage } from '../tables/codec.js';
 import { chIdent, chLiteral } from '../tables/identifiers.js';
 import { NULL_FLAG_SUFFIX } from '../tables/pg-types.js';
 import type { Capabilities } from '../tables/server.js';
 import { META_COLUMNS } from '../tables/spec.js';
 import { clickhouseErrorCode, clickhouseErrorText, clickhouseNow, isClickHouseDataError } from './clickhouse.js';
 import { TABLE_COLUMNS } from './ddl.js';
-import { isPlainString, messageShape, tokenValue, type MessageShape } from './message-shapes.js';
+import { messageShape } from './message-shapes.js';
+import { Body, keyText, LearntShape, writeLineEnd, type Column, type Row } from './rows.js';
 
 export interface SinkInput<T> {
   /**
@@ -88,42 +92,6 @@ export interface WriteResult<T> {
   /** Truncate markers applied. */
   truncates: number;
   rejected: Rejection<T>[];
-}
-
-interface Column {
-  name: string;
-  codec: ChCodec;
-  /** A nullable array's companion column (`<name>__is_null`), if the table has it: its field follows the column's. */
-  nullFlag: string | null;
-  /** A key column (a delete keeps its value). */
-  key: boolean;
-}
-
-interface Row<T> {
-  key: string; // the key's canonical texts, joined: identifies the key within the batch
-  partition: number;
-  offset: string;
-  /** The key columns' values, as JSON.parse gives them (their SQL literals are made for a lookup only). */
-  keyValues: unknown[];
-  version: number;
-  /**
-   * The TabSeparated line (the fields of `insertColumns`, without its line feed), built as a list
-   * of pieces joined once: one flat string. Built by `+=`, it was a tree of pieces (V8 cons
-   * strings) kept until its insert: the young generation promoted those trees, old-generation
-   * collection took about a third of the consumer's CPU in the backlog drain, and joining 20,000
-   * such rows into an insert took ~1.3 µs a row (issue 14).
-   */
-  line: string;
-  ref: T;
-}
-
-/** A message shape the sink has learnt, mapped onto the table's columns. */
-interface LearntShape {
-  shape: MessageShape;
-  /** Per column (in `columns` order): the capture group of its member, 0 when the shape lacks it. */
-  columnGroups: number[];
-  /** Per key column: its capture group. */
-  keyGroups: number[];
 }
 
 /** Shapes a sink learns at most (a table's messages have two: its upserts and its deletes). */
@@ -279,6 +247,25 @@ export class TableSink<T> {
     if (version > (this.watermarks.get(partition) ?? -1)) this.watermarks.set(partition, version);
   }
 
+  /** The rows at or below their partition's watermark: those whose stored versions must be looked up. */
+  private notAboveWatermarks(rows: readonly Row<T>[], floor: number): Row<T>[] {
+    const marks = new Map<number, number>(); // this batch's partitions' watermarks, read once each
+    const toCheck: Row<T>[] = [];
+    for (const r of rows) {
+      let mark = marks.get(r.partition);
+      if (mark === undefined) marks.set(r.partition, (mark = this.watermark(r.partition, floor)));
+      if (r.version <= mark) toCheck.push(r);
+    }
+    return toCheck;
+  }
+
+  /** Each partition's watermark up to the highest version of `rows` in it. */
+  private raiseWatermarks(rows: readonly Row<T>[]): void {
+    const highest = new Map<number, number>();
+    for (const r of rows) if (r.version > (highest.get(r.partition) ?? -1)) highest.set(r.partition, r.version);
+    for (const [partition, version] of highest) this.raiseWatermark(partition, version);
+  }
+
   /** The replicated columns, for checks of the message shape. */
   columnNames(): string[] {
     return this.columns.map((c) => c.name);
@@ -287,31 +274,12 @@ export class TableSink<T> {
   async write(inputs: readonly SinkInput<T>[]): Promise<WriteResult<T>> {
     const rejected: Rejection<T>[] = [];
     const ingestedAt = clickhouseNow();
-    // 1a. read each message: by a learnt shape straight into its row, else decoded (JSON.parse)
-    const fast = new Array<Row<T> | null>(inputs.length).fill(null);
-    const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
-    for (let i = 0; i < inputs.length; i++) {
-      const input = inputs[i] as SinkInput<T>;
-      if (input.message) {
-        decoded[i] = input.message;
-        continue;
-      }
-      const text = input.value ? input.value.toString('utf8') : '';
-      const row = text === '' ? null : this.rowByShape(text, input, ingestedAt);
-      if (row) {
-        fast[i] = row;
-        this.reads.shape++;
-        continue;
-      }
-      const d = decodeMessageText(text);
-      this.reads.parsed++;
-      if (!d.ok) {
-        rejected.push({ ref: input.ref, reason: d.reason });
-        continue;
-      }
-      decoded[i] = d.message;
-      this.learnShape(d.message, text);
-    }
+    let size = 0;
+    for (const input of inputs) size += (input.value?.length ?? 64) + 48;
+    const body = new Body(size);
+    // 1a. read each message. (The loops are methods of their own, not of this async function: V8
+    // compiles a long loop of an async function anew on every call — 80 times in 120 writes.)
+    const { fast, decoded } = this.readMessages(inputs, body, ingestedAt, rejected);
     // A field that is no column: read the columns again (migrate may have added it), then check
     // each message — the rows read by shape too, which were made for the old columns.
     const unknownFields = decoded.some((m) => m !== null && m.op !== 'truncate' && this.unknownField(m) !== null);
@@ -325,6 +293,62 @@ export class TableSink<T> {
       }
     }
     // 1b. rows; 2. the highest version per key
+    const { newest, superseded, truncates } = this.newestRows(inputs, fast, decoded, body, ingestedAt, unknownFields, rejected);
+    // 3. what ClickHouse has, for the rows not above their partition's watermark
+    await this.waitForUnanswered();
+    const floor = await this.versionFloor();
+    const rows = [...newest.values()];
+    const toCheck = this.notAboveWatermarks(rows, floor);
+    this.lookups.checked += toCheck.length;
+    this.lookups.skipped += rows.length - toCheck.length;
+    const stored = await this.storedVersions(toCheck);
+    const fresh = stored.size === 0 ? rows : rows.filter((r) => r.version > (stored.get(r.key) ?? -1));
+    const duplicates = newest.size - fresh.length + superseded;
+    // Before the insert is sent: should it fail or its answer be lost, the retry looks these up.
+    this.raiseWatermarks(fresh);
+    // 4./5. insert
+    const rejectedBefore = rejected.length;
+    await this.insertSplitting(fresh, body, rejected, insertQueryId(this.name, inputs));
+    const refused = new Set(rejected.slice(rejectedBefore).map((r) => r.ref));
+    const storedRefs = (refused.size === 0 ? fresh : fresh.filter((f) => !refused.has(f.ref))).map((f) => f.ref);
+    // 6. truncate markers, after the rows: only versions older than the marker are deleted
+    for (const t of truncates) await this.truncateBefore(t.version, t.partition, t.offset);
+    if (duplicates > 0) this.log.debug({ duplicates }, 'versions already stored (or superseded in the batch) were skipped');
+    return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
+  }
+
+  /** Step 1a: each message by a learnt shape straight into its row (written to `body`), else decoded (JSON.parse). */
+  private readMessages(inputs: readonly SinkInput<T>[], body: Body, ingestedAt: string, rejected: Rejection<T>[]) {
+    const fast = new Array<Row<T> | null>(inputs.length).fill(null);
+    const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i] as SinkInput<T>;
+      if (input.message) {
+        decoded[i] = input.message;
+        continue;
+      }
+      const value = input.value;
+      let row: Row<T> | null = null;
+      if (value) for (let k = 0; row === null && k < this.shapes.length; k++) row = (this.shapes[k] as LearntShape).row(value, body, input.partition, input.offset, ingestedAt, input.ref);
+      if (row) {
+        fast[i] = row;
+        this.reads.shape++;
+        continue;
+      }
+      const d = decodeMessage(value ?? null);
+      this.reads.parsed++;
+      if (!d.ok) {
+        rejected.push({ ref: input.ref, reason: d.reason });
+        continue;
+      }
+      decoded[i] = d.message;
+      if (value) this.learnShape(d.message, value);
+    }
+    return { fast, decoded };
+  }
+
+  /** Steps 1b and 2: the rows of the decoded messages too, then the newest row of each key; truncate markers apart. */
+  private newestRows(inputs: readonly SinkInput<T>[], fast: readonly (Row<T> | null)[], decoded: readonly (DecodedMessage | null)[], body: Body, ingestedAt: string, checkFields: boolean, rejected: Rejection<T>[]) {
     const newest = new Map<string, Row<T>>();
     const truncates: Array<{ version: number; partition: number; offset: string }> = [];
     let superseded = 0;
@@ -339,7 +363,7 @@ export class TableSink<T> {
           continue;
         }
         try {
-          row = this.row(input, message, ingestedAt, unknownFields);
+          row = this.row(input, message, body, ingestedAt, checkFields);
         } catch (err) {
           if (!(err instanceof Refused)) throw err;
           rejected.push({ ref: input.ref, reason: err.message });
@@ -353,115 +377,25 @@ export class TableSink<T> {
         newest.set(row.key, row);
       }
     }
-    // 3. what ClickHouse has, for the rows not above their partition's watermark
-    await this.waitForUnanswered();
-    const floor = await this.versionFloor();
-    const rows = [...newest.values()];
-    const marks = new Map<number, number>(); // this batch's partitions' watermarks, read once each
-    const toCheck: Row<T>[] = [];
-    for (const r of rows) {
-      let mark = marks.get(r.partition);
-      if (mark === undefined) marks.set(r.partition, (mark = this.watermark(r.partition, floor)));
-      if (r.version <= mark) toCheck.push(r);
-    }
-    this.lookups.checked += toCheck.length;
-    this.lookups.skipped += rows.length - toCheck.length;
-    const stored = await this.storedVersions(toCheck);
-    const fresh = stored.size === 0 ? rows : rows.filter((r) => r.version > (stored.get(r.key) ?? -1));
-    const duplicates = newest.size - fresh.length + superseded;
-    // Before the insert is sent: should it fail or its answer be lost, the retry looks these up.
-    const highest = new Map<number, number>();
-    for (const r of fresh) if (r.version > (highest.get(r.partition) ?? -1)) highest.set(r.partition, r.version);
-    for (const [partition, version] of highest) this.raiseWatermark(partition, version);
-    // 4./5. insert
-    const rejectedBefore = rejected.length;
-    await this.insertSplitting(fresh, rejected, insertQueryId(this.name, inputs));
-    const refused = new Set(rejected.slice(rejectedBefore).map((r) => r.ref));
-    const storedRefs = (refused.size === 0 ? fresh : fresh.filter((f) => !refused.has(f.ref))).map((f) => f.ref);
-    // 6. truncate markers, after the rows: only versions older than the marker are deleted
-    for (const t of truncates) await this.truncateBefore(t.version, t.partition, t.offset);
-    if (duplicates > 0) this.log.debug({ duplicates }, 'versions already stored (or superseded in the batch) were skipped');
-    return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
+    return { newest, superseded, truncates };
   }
 
   /**
    * Learns the shape of a message read the slow way, if the table's messages can be read by it:
-   * every member a column, every key column present. Kept only if its pattern reads the message.
+   * every member a column, every key column present. Kept only if it reads the message.
    */
-  private learnShape(message: DecodedMessage, text: string): void {
+  private learnShape(message: DecodedMessage, value: Buffer): void {
     if (message.op === 'truncate' || this.shapes.length >= MAX_SHAPES) return;
     const fields = Object.keys(message.fields);
     const signature = `${message.op}\u0000${fields.join('\u0000')}`;
     if (this.shapeAttempts.has(signature) || this.shapeAttempts.size >= MAX_SHAPE_ATTEMPTS) return;
     this.shapeAttempts.add(signature);
     if (fields.some((f) => !this.columnNameSet.has(f))) return;
-    // Arrays never match a shape; a key stored as an array has no SQL literal (the slow way refuses it).
+    // A key stored as an array has no SQL literal (the slow way refuses it).
     if (this.keys.some((k) => k.codec.type.includes('Array('))) return;
-    const shape = messageShape(fields);
-    const group = new Map(fields.map((f, i) => [f, i + 1]));
-    const keyGroups = this.keys.map((k) => group.get(k.name) ?? 0);
-    if (keyGroups.includes(0) || !shape.pattern.test(text)) return;
-    this.shapes.push({ shape, columnGroups: this.columns.map((c) => group.get(c.name) ?? 0), keyGroups });
-  }
-
-  /**
-   * The row of a message read by a learnt shape — the same TabSeparated line row() makes from the
-   * decoded message; null when no shape reads it, or when a value is refused or odd (the slow way
-   * then decides, and gives the reason).
-   */
-  private rowByShape(text: string, input: SinkInput<T>, ingestedAt: string): Row<T> | null {
-    for (const learnt of this.shapes) {
-      const m = learnt.shape.pattern.exec(text);
-      if (m) return this.rowFromMatch(learnt, m, input, ingestedAt);
-    }
-    return null;
-  }
-
-  private rowFromMatch(learnt: LearntShape, m: RegExpExecArray, input: SinkInput<T>, ingestedAt: string): Row<T> | null {
-    const version = Number(m[learnt.shape.versionGroup]);
-    if (!Number.isSafeInteger(version)) return null;
-    const isDelete = m[learnt.shape.opGroup] === 'delete';
-    const keyValues = learnt.keyGroups.map((g) => tokenValue(m[g] as string));
-    if (keyValues.some((v) => v === null)) return null;
-    const out: string[] = [];
-    const columns = this.columns;
-    for (let j = 0; j < columns.length; j++) {
-      const c = columns[j] as Column;
-      const g = learnt.columnGroups[j] as number;
-      let text: string;
-      let isNull: boolean;
-      if (g === 0 || (isDelete && !c.key)) {
-        text = c.codec.zero;
-        isNull = true;
-      } else {
-        const token = m[g] as string;
-        if (c.codec.plainString && isPlainString(token)) {
-          text = token.slice(1, -1); // what write() of its value gives
-          isNull = false;
-        } else {
-          const v = tokenValue(token);
-          isNull = v === null;
-          if (isNull && c.nullFlag) text = '[]';
-          else {
-            try {
-              text = c.codec.write(v);
-            } catch (err) {
-              if (err instanceof Refused) return null;
-              throw err;
-            }
-          }
-        }
-      }
-      out.push(text, c.nullFlag ? (isNull ? '\t1\t' : '\t0\t') : '\t');
-    }
-    out.push(`${version}\t${isDelete ? 1 : 0}\t${input.partition}\t${input.offset}\t${ingestedAt}`);
-    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, line: out.join(''), ref: input.ref };
-  }
-
-  /** The key's canonical texts, joined: one key per row within a batch. */
-  private keyText(keyValues: readonly unknown[]): string {
-    if (keyValues.length === 1) return (this.keys[0] as Column).codec.canon(keyValues[0]);
-    return this.keys.map((k, i) => k.codec.canon(keyValues[i])).join('\u0000');
+    if (!this.keys.every((k) => fields.includes(k.name))) return;
+    const learnt = new LearntShape(messageShape(fields), this.columns, this.keys);
+    if (learnt.matches(value)) this.shapes.push(learnt);
   }
 
   /** A field of the message that is not a column of the table, or null. */
@@ -470,8 +404,8 @@ export class TableSink<T> {
     return null;
   }
 
-  /** One TabSeparated line for a decoded upsert or delete. Throws Refused. */
-  private row(input: SinkInput<T>, message: DecodedMessage, ingestedAt: string, checkFields: boolean): Row<T> {
+  /** One TabSeparated line for a decoded upsert or delete, written to `body`. Throws Refused. */
+  private row(input: SinkInput<T>, message: DecodedMessage, body: Body, ingestedAt: string, checkFields: boolean): Row<T> {
     const { op, version, fields } = message;
     const unknown = checkFields ? this.unknownField(message) : null;
     if (unknown !== null) {
@@ -502,8 +436,11 @@ export class TableSink<T> {
       }
       out.push(text, c.nullFlag ? (v === null || v === undefined ? '\t1\t' : '\t0\t') : '\t');
     }
-    out.push(`${version}\t${isDelete ? 1 : 0}\t${input.partition}\t${input.offset}\t${ingestedAt}`);
-    return { key: this.keyText(keyValues), partition: input.partition, offset: input.offset, keyValues, version, line: out.join(''), ref: input.ref };
+    const start = body.length;
+    body.utf8(out.join(''));
+    body.ascii(String(version));
+    writeLineEnd(body, isDelete, input.partition, input.offset, ingestedAt);
+    return { key: keyText(this.keys, keyValues), partition: input.partition, offset: input.offset, keyValues, version, start, end: body.length, ref: input.ref };
   }
 
   /** The key's values as SQL literals of their columns' types. Throws Refused. */
@@ -570,11 +507,12 @@ export class TableSink<T> {
     this.unanswered.clear();
   }
 
-  private async insertSplitting(rows: Row<T>[], rejected: Rejection<T>[], queryId: string): Promise<void> {
+  private async insertSplitting(rows: Row<T>[], body: Body, rejected: Rejection<T>[], queryId: string): Promise<void> {
     if (rows.length === 0) return;
     try {
       const r = await this.client.exec({
-        query: `INSERT INTO ${this.table} (${this.insertColumns}) FORMAT TabSeparated\n${rows.map((row) => row.line).join('\n')}\n`,
+        query: `INSERT INTO ${this.table} (${this.insertColumns}) FORMAT TabSeparated`,
+        values: Readable.from([body.of(rows)]),
         query_id: queryId,
         clickhouse_settings: this.caps.dedupToken ? { insert_deduplication_token: queryId } : {},
       });
@@ -594,8 +532,8 @@ export class TableSink<T> {
       // One bad row fails a whole insert (nothing of it is stored): halve until it is alone.
       this.log.info({ rows: rows.length, err: clickhouseErrorText(err) }, 'ClickHouse refused a batch: splitting it to find the bad rows');
       const mid = Math.ceil(rows.length / 2);
-      await this.insertSplitting(rows.slice(0, mid), rejected, `${queryId}-a`);
-      await this.insertSplitting(rows.slice(mid), rejected, `${queryId}-b`);
+      await this.insertSplitting(rows.slice(0, mid), body, rejected, `${queryId}-a`);
+      await this.insertSplitting(rows.slice(mid), body, rejected, `${queryId}-b`);
     }
   }
 

@@ -39,12 +39,22 @@ export interface ChCodec {
    */
   canon(v: unknown): string;
   /**
-   * True when write() of a string is the string itself, escaped (String, FixedString): the sink
-   * may then copy a JSON string member without escapes as it is (JSON allows no raw tab, line
-   * feed or other control character in a string, so its text needs no escape here either).
+   * The values the sink may write straight from a message's bytes (src/sink/row-bytes.ts), giving
+   * exactly what write() gives; any other value goes through write().
    */
-  readonly plainString?: boolean;
+  readonly fast?: FastForm;
 }
+
+/**
+ * - string (String, FixedString): a JSON string without escapes is written as it is, between its
+ *   quotes (JSON allows no raw tab, line feed or other control character in a string, so its text
+ *   needs no escape here either);
+ * - int: a JSON integer, or a string of one, of at most 15 digits and within [min, max], is
+ *   written as it is (no leading zero, not -0);
+ * - timestamp: a string 'YYYY-MM-DD HH:MM:SS[.f…]' (no escapes) of a year within [minYear,
+ *   maxYear] is written to the second, plus `scale` digits of its fraction.
+ */
+export type FastForm = { kind: 'string' } | { kind: 'int'; min: number; max: number } | { kind: 'timestamp'; scale: number; minYear: number; maxYear: number };
 
 /** The escapes of a TabSeparated field and of a quoted value (ClickHouse reads both the same way). */
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\u0000': '\\0', '\u0008': '\\b', '\u000c': '\\f', "'": "\\'" };
@@ -115,6 +125,8 @@ function intCodec(type: string): Omit<ChCodec, 'type' | 'nullable'> {
     quoted: text,
     literal: text,
     zero: '0',
+    // Bounds of at most 15 digits are exact as Numbers; wider ones only clip what the byte path takes.
+    fast: { kind: 'int', min: Math.max(minN, -(10 ** 15 - 1)), max: Math.min(maxN, 10 ** 15 - 1) },
     canon: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' && SHORT_INT.test(v) ? v : BigInt(String(v)).toString()),
   };
 }
@@ -163,7 +175,7 @@ const needString = (v: unknown): string => {
   return v;
 };
 const stringCodec: Omit<ChCodec, 'type' | 'nullable'> = {
-  plainString: true,
+  fast: { kind: 'string' },
   write: (v) => tsvText(needString(v)),
   quoted: (v) => quotedText(needString(v)),
   literal: (v) => chLiteral(needString(v)),
@@ -231,7 +243,7 @@ function dateTimeCodec(type: string, scale: number, years: { min: number; max: n
       return String(v);
     }
   };
-  return { write: text, quoted: (v) => `'${text(v)}'`, literal, zero: `${years.min}-01-01 00:00:00`, canon };
+  return { write: text, quoted: (v) => `'${text(v)}'`, literal, zero: `${years.min}-01-01 00:00:00`, canon, fast: { kind: 'timestamp', scale, minYear: years.min, maxYear: years.max } };
 }
 
 function arrayCodec(inner: ChCodec): Omit<ChCodec, 'type' | 'nullable'> {
@@ -273,7 +285,7 @@ export function chCodec(type: string, ctx: CodecContext = { dateTimeYears: DATET
       literal: (v) => (v === null ? 'NULL' : inner.literal(v)),
       zero: '\\N',
       canon: (v) => (v === null ? '\\N' : inner.canon(v)),
-      plainString: inner.plainString ?? false,
+      ...(inner.fast ? { fast: inner.fast } : {}),
     };
   }
   m = /^LowCardinality\((.*)\)$/.exec(t);
@@ -296,7 +308,7 @@ export function chCodec(type: string, ctx: CodecContext = { dateTimeYears: DATET
       },
       literal: c.literal,
       canon: c.canon,
-      plainString: c.plainString ?? false,
+      ...(c.fast ? { fast: c.fast } : {}),
     };
     return strict;
   };

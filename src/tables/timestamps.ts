@@ -60,9 +60,7 @@ export function parseTimestamp(text: string): TimestampParts | null {
     const f = text.slice(20);
     micros = f.length === 6 ? f : f.padEnd(6, '0');
   }
-  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
-  const daysInMonth = (DAYS_IN_MONTH[month - 1] as number) + (month === 2 && isLeap(year) ? 1 : 0);
-  if (day > daysInMonth) return null;
+  if (!isRealDateTime(year, month, day, hour, minute, second)) return null;
   return { year, month, day, hour, minute, second, micros };
 }
 
@@ -76,11 +74,15 @@ export function parseTimestampByPattern(text: string): TimestampParts | null {
   const hour = Number(m[4]);
   const minute = Number(m[5]);
   const second = Number(m[6]);
-  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
-  const daysInMonth = (DAYS_IN_MONTH[month - 1] as number) + (month === 2 && isLeap(year) ? 1 : 0);
-  if (day > daysInMonth) return null;
+  if (!isRealDateTime(year, month, day, hour, minute, second)) return null;
   const f = m[7];
   return { year, month, day, hour, minute, second, micros: f === undefined ? '000000' : f.length === 6 ? f : f.padEnd(6, '0') };
+}
+
+/** Whether the parts (read as digits: never negative) name a real date and time of years 1–9999. */
+export function isRealDateTime(year: number, month: number, day: number, hour: number, minute: number, second: number): boolean {
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
+  return day <= (DAYS_IN_MONTH[month - 1] as number) + (month === 2 && isLeap(year) ? 1 : 0);
 }
 
 function isLeap(y: number): boolean {

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 
 interface ChdbSession {
@@ -46,8 +47,10 @@ export function openEngine(): Engine {
   };
   const client = {
     query: async ({ query }: { query: string }) => ({ json: async <T>() => rows<T>(query) }),
-    exec: async ({ query, clickhouse_settings }: { query: string; clickhouse_settings?: Record<string, unknown> }) => {
-      run(withSettings(query, clickhouse_settings));
+    exec: async ({ query, values, clickhouse_settings }: { query: string; values?: Readable; clickhouse_settings?: Record<string, unknown> }) => {
+      // An insert's rows come as a stream (its body), after the statement.
+      const body = values ? `\n${Buffer.concat(await values.toArray()).toString('utf8')}` : '';
+      run(withSettings(`${query}${body}`, clickhouse_settings));
       return { stream: { resume() {} } };
     },
     insert: async ({ table, values }: { table: string; values: unknown[] }) => {

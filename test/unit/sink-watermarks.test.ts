@@ -3,6 +3,7 @@
 // insert, anything after a change of assignment — is looked up as before. A fake ClickHouse that
 // stores inserted rows answers the queries; the real server: the consumer's integration tests
 // (a replay under a new group adds nothing) and the fault suite (kill -9, frozen ClickHouse).
+import type { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
@@ -11,12 +12,12 @@ import { capabilities } from '../../src/tables/server.js';
 
 const log = createLogger({ level: 'silent', secrets: [] });
 
-/** The (id, _version) of each row of a TabSeparated insert, by the columns it lists. */
-function inserted(query: string): Array<{ id: number; version: number }> {
-  const [head = '', ...lines] = query.split('\n');
-  const columns = (/\(([^)]*)\) FORMAT TabSeparated$/.exec(head)?.[1] ?? '').split(', ').map((c) => c.replace(/`/g, ''));
+/** The (id, _version) of each row of a TabSeparated insert (its statement and body), by the columns it lists. */
+async function inserted(query: string, values: Readable): Promise<Array<{ id: number; version: number }>> {
+  const columns = (/\(([^)]*)\) FORMAT TabSeparated$/.exec(query)?.[1] ?? '').split(', ').map((c) => c.replace(/`/g, ''));
   const [id, version] = [columns.indexOf('id'), columns.indexOf('_version')];
-  if (id < 0 || version < 0) throw new Error(`not an insert of the table: ${head}`);
+  if (id < 0 || version < 0) throw new Error(`not an insert of the table: ${query}`);
+  const lines = Buffer.concat(await values.toArray()).toString('utf8').split('\n');
   return lines.filter(Boolean).map((line) => line.split('\t')).map((f) => ({ id: Number(f[id]), version: Number(f[version]) }));
 }
 
@@ -54,19 +55,19 @@ function fakeClickHouse() {
       for (const r of rows) if (ids.has(r.id)) max.set(r.id, Math.max(max.get(r.id) ?? -1, r.version));
       return answer([...max].map(([id, v]) => ({ __streamer_k0: String(id), __streamer_v: String(v) })));
     },
-    exec: async ({ query }: { query: string }) => {
+    exec: async ({ query, values }: { query: string; values: Readable }) => {
       if (late && late.polls === -1) {
         late.polls = 0;
-        late.rows = inserted(query);
+        late.rows = await inserted(query, values);
         throw new Error('Timeout error.');
       }
       if (failInserts > 0) {
         failInserts--;
         // The insert lands, but its answer is lost (a timeout): the worst case for a retry.
-        rows.push(...inserted(query));
+        rows.push(...(await inserted(query, values)));
         throw Object.assign(new Error('Timeout error.'), {});
       }
-      rows.push(...inserted(query));
+      rows.push(...(await inserted(query, values)));
       return { stream: { resume: () => {} } };
     },
     command: async () => ({}),
