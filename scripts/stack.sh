@@ -183,7 +183,13 @@ CH_PID=$CH_DIR/clickhouse.pid
 # Where ClickHouse keeps its tables. STACK_CH_DATA_DIR moves them elsewhere, e.g. onto a tmpfs
 # (/dev/shm/…) for the benchmark: 18.16 writes ~30 files per insert, and on ext4 creating them
 # costs 10–30 ms an insert once merges delete files too (see bench/README.md).
-CH_DATA=${STACK_CH_DATA_DIR:-$CH_DIR/data}
+# Without it, a start keeps the folder of the last start while it exists (recorded in
+# $CH_DIR/data-dir): a stop and start that does not repeat the variable (the outage tests) must not
+# swap the tables for others.
+CH_DATA_FILE=$CH_DIR/data-dir
+if [ -n "${STACK_CH_DATA_DIR:-}" ]; then CH_DATA=$STACK_CH_DATA_DIR
+elif [ -s "$CH_DATA_FILE" ] && [ -d "$(cat "$CH_DATA_FILE")" ]; then CH_DATA=$(cat "$CH_DATA_FILE")
+else CH_DATA=$CH_DIR/data; fi
 ch_ready() { [ "$(curl -sf "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201")" = 1 ]; }
 
 ch_up() {
@@ -194,6 +200,8 @@ ch_up() {
   if port_open $CH_HTTP_PORT; then log "ClickHouse already answers on 127.0.0.1:$CH_HTTP_PORT: reusing it"; ch_ready || die "something on 127.0.0.1:$CH_HTTP_PORT is not a working ClickHouse"; return; fi
   [ -x /usr/sbin/clickhouse-server ] || apt_install clickhouse-server clickhouse-client
   mkdir -p "$CH_DATA" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas" "$CH_DIR/log"
+  echo "$CH_DATA" >"$CH_DATA_FILE"
+  [ "$CH_DATA" = "$CH_DIR/data" ] || log "ClickHouse keeps its tables in $CH_DATA (until that folder is removed)"
   # The package's own service start needs an init system, so we run the server ourselves with a
   # copy of its config whose paths point into the stack folder, listening on 127.0.0.1 only.
   sed -e "s#/var/lib/clickhouse/tmp/#$CH_DIR/tmp/#" \
