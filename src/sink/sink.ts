@@ -96,7 +96,7 @@ export interface WriteResult<T> {
 
 /** Shapes a sink learns at most (a table's messages have two: its upserts and its deletes). */
 const MAX_SHAPES = 8;
-/** Field lists a sink tries to learn a shape from, at most (each costs a RegExp). */
+/** Field lists a sink tries to learn a shape from, at most (each costs a read of the message). */
 const MAX_SHAPE_ATTEMPTS = 32;
 
 /** Query ids of inserts that ended without an answer: they may still run on the server. */
@@ -274,12 +274,9 @@ export class TableSink<T> {
   async write(inputs: readonly SinkInput<T>[]): Promise<WriteResult<T>> {
     const rejected: Rejection<T>[] = [];
     const ingestedAt = clickhouseNow();
-    let size = 0;
-    for (const input of inputs) size += (input.value?.length ?? 64) + 48;
-    const body = new Body(size);
     // 1a. read each message. (The loops are methods of their own, not of this async function: V8
     // compiles a long loop of an async function anew on every call — 80 times in 120 writes.)
-    const { fast, decoded } = this.readMessages(inputs, body, ingestedAt, rejected);
+    const { body, fast, decoded } = this.readMessages(inputs, ingestedAt, rejected);
     // A field that is no column: read the columns again (migrate may have added it), then check
     // each message — the rows read by shape too, which were made for the old columns.
     const unknownFields = decoded.some((m) => m !== null && m.op !== 'truncate' && this.unknownField(m) !== null);
@@ -317,8 +314,11 @@ export class TableSink<T> {
     return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
   }
 
-  /** Step 1a: each message by a learnt shape straight into its row (written to `body`), else decoded (JSON.parse). */
-  private readMessages(inputs: readonly SinkInput<T>[], body: Body, ingestedAt: string, rejected: Rejection<T>[]) {
+  /** Step 1a: each message by a learnt shape straight into its row (written to the body), else decoded (JSON.parse). */
+  private readMessages(inputs: readonly SinkInput<T>[], ingestedAt: string, rejected: Rejection<T>[]) {
+    let size = 0;
+    for (const input of inputs) size += (input.value?.length ?? 64) + 48;
+    const body = new Body(size);
     const fast = new Array<Row<T> | null>(inputs.length).fill(null);
     const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
     for (let i = 0; i < inputs.length; i++) {
@@ -344,7 +344,7 @@ export class TableSink<T> {
       decoded[i] = d.message;
       if (value) this.learnShape(d.message, value);
     }
-    return { fast, decoded };
+    return { body, fast, decoded };
   }
 
   /** Steps 1b and 2: the rows of the decoded messages too, then the newest row of each key; truncate markers apart. */
