@@ -112,21 +112,29 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
     return inputs;
   }
 
-  /** Each stored message's time from its claim in PostgreSQL (its timestamp, set by the producer) to now. */
+  /**
+   * Each stored message's time from its claim in PostgreSQL (its timestamp, set by the producer)
+   * to now: one observation per run of messages with the same timestamp (a producer's batch shares
+   * one claim time).
+   */
   function observeLatency(stored: readonly (readonly InboundMessage[])[]): void {
     const now = Date.now();
     let lastTimestamp = '';
-    let seconds = -1; // of lastTimestamp: a producer's batch shares one claim time
+    let seconds = -1; // of lastTimestamp
+    let run = 0; // messages of lastTimestamp not observed yet
     for (const list of stored) {
       for (const m of list) {
         if (m.timestamp !== lastTimestamp) {
+          if (run > 0 && seconds >= 0) metrics.claimToClickhouseSeconds.observe(seconds, run);
           lastTimestamp = m.timestamp;
           const t = Number(m.timestamp);
           seconds = Number.isFinite(t) && t > 0 ? Math.max(0, now - t) / 1000 : -1;
+          run = 0;
         }
-        if (seconds >= 0) metrics.claimToClickhouseSeconds.observe(seconds);
+        run++;
       }
     }
+    if (run > 0 && seconds >= 0) metrics.claimToClickhouseSeconds.observe(seconds, run);
   }
 
   /** decode → store (per table) → dead-letter. Throws a classified StreamerError when it could not; safe to repeat. */
