@@ -18,6 +18,7 @@
  *    same key to commit. (A BEFORE INSERT trigger would run before that wait: a re-insert could
  *    take a smaller version than the delete it waited for.)
  */
+import { createHash } from 'node:crypto';
 import { pgIdent, pgLiteral } from '../tables/identifiers.js';
 import { mapColumn, type PgColumn } from '../tables/pg-types.js';
 import { capabilities } from '../tables/server.js';
@@ -236,6 +237,44 @@ export const LEGACY_OBJECTS = [
 
 // ------------------------------------------------------------------------- the producer
 
+/**
+ * A statement each session PREPAREs once (SQL PREPARE, not transactional: it outlives a rollback)
+ * and then EXECUTEs. Named after its text, so that the SQL of a new shape gets new names.
+ */
+export interface PreparedStatement {
+  name: string;
+  /** `PREPARE name AS …` */
+  prepare: string;
+}
+
+/**
+ * Begins the first batch of a pass (ProducerPlans.leadClaim): PRODUCER_BEGIN, and for this
+ * transaction only, no sequential scan and no sort where an index gives the rows in order. Its
+ * prepared statements are planned once, at their first EXECUTE, and again after PostgreSQL
+ * invalidates the plan (an ANALYZE, autovacuum's included, or DDL of a table they read) — always
+ * in this transaction. A table never analyzed counts as ~400 rows however large it has grown, and
+ * on one the claim's plan was a sequential scan, a sort and a scan for the tuple ids, kept until
+ * autovacuum analyzed the table: at 1,000 inserts/s the live claim went from 0.5 to 1.7 ms in
+ * 10 s and commit → Kafka p50 from 7 to 22 ms in 30 s (bench/README.md "2026-11-27
+ * (afternoon)"). With these, the plan reads the pending index in key order and marks the rows
+ * by tuple id (a Tid Scan), however small the table looked when it was made.
+ */
+export const LEAD_BEGIN = `${PRODUCER_BEGIN}; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off`;
+
+/** The first batch's claims (ProducerPlans.leadClaim): the statements to prepare, and the query that runs them. */
+export interface LeadClaim {
+  statements: PreparedStatement[];
+  /** One round trip: LEAD_BEGIN, then an EXECUTE of each statement. */
+  text: string;
+  /** How many results come before the statements' (LEAD_BEGIN's). */
+  before: number;
+}
+
+export function preparedStatement(sql: string): PreparedStatement {
+  const name = `streamer_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
+  return { name, prepare: `PREPARE ${name} AS ${sql}` };
+}
+
 /** The SQL of one table, prepared once per producer. */
 export interface ProducerPlans {
   /**
@@ -261,14 +300,23 @@ export interface ProducerPlans {
   afterClaim(versions: number, limit: number, table: string): string;
   /**
    * The first batch of a pass (which runs alone) in ONE round trip instead of three: BEGIN (as
-   * PRODUCER_BEGIN), the flag claim with each row's version in its RETURNING (column v: taken
+   * LEAD_BEGIN), the flag claim with each row's version in its RETURNING (column v: taken
    * after the statement locked and marked the row, as afterClaim's are), the change-log claim and
-   * RECORDED_SHAPE — a multi-statement query, values as literals. Results in that order: BEGIN,
-   * SET, the claimed rows (flag mode only), the change-log rows, the shape. On the live path every
-   * round trip counts: a write to a local TCP socket cost the producer ~0.1 ms of CPU here
-   * (bench/README.md "2026-11-27 (later)").
+   * RECORDED_SHAPE — a multi-statement query. Results in that order: LEAD_BEGIN's (`before`),
+   * the claimed rows (flag mode only), the change-log rows, the shape. On the live path every round trip counts: a
+   * write to a local TCP socket cost the producer ~0.1 ms of CPU here (bench/README.md
+   * "2026-11-27 (later)").
+   *
+   * The three statements are PREPAREd once per session, values as literals (`statements`), and
+   * the query EXECUTEs them: planned as literal SQL on every batch, they cost PostgreSQL ~0.4 ms of
+   * CPU per live batch, more than running them (bench/README.md "2026-11-27 (afternoon)"). Having
+   * no parameters, each gets one plan at its first run, made again only when PostgreSQL
+   * invalidates it; LEAD_BEGIN says why that plan reads the pending index even when it was made
+   * on an empty table. (Without it, and with parameters, a prepared claim kept a plan made for an
+   * empty table and slowed down as the table grew: bench/README.md "2026-11-27 (later)".) The same
+   * (limit, table) returns the same object.
    */
-  leadClaim(limit: number, table: string): string;
+  leadClaim(limit: number, table: string): LeadClaim;
   /** $1 bigint[]: the change-log rows published. */
   deleteChanges: string;
   /** Log mode: $1… one text[] per key column. Columns k0…kN (text) and c0…cN of the rows that exist. */
@@ -344,13 +392,21 @@ SELECT c._version::text AS version, c._op AS op, ${keySelects.join(', ')}, CASE 
       claimChangesSql(String(wholeNumber(limit)), pgLiteral(table)),
       RECORDED_SHAPE.replace('$1', pgLiteral(table)),
     ].join(';\n');
-  const leadClaim = (limit: number, table: string) =>
-    [
-      PRODUCER_BEGIN,
-      ...(claimRowsSql ? [claimRowsSql(String(wholeNumber(limit)), pgLiteral(table), true)] : []),
-      claimChangesSql(String(wholeNumber(limit)), pgLiteral(table)),
-      RECORDED_SHAPE.replace('$1', pgLiteral(table)),
-    ].join(';\n');
+  const leads = new Map<string, LeadClaim>();
+  const leadClaim = (limit: number, table: string): LeadClaim => {
+    const id = `${limit}\0${table}`;
+    let lead = leads.get(id);
+    if (!lead) {
+      const statements = [
+        ...(claimRowsSql ? [claimRowsSql(String(wholeNumber(limit)), pgLiteral(table), true)] : []),
+        claimChangesSql(String(wholeNumber(limit)), pgLiteral(table)),
+        RECORDED_SHAPE.replace('$1', pgLiteral(table)),
+      ].map(preparedStatement);
+      lead = { statements, text: [LEAD_BEGIN, ...statements.map((st) => `EXECUTE ${st.name}`)].join(';\n'), before: LEAD_BEGIN.split(';').length };
+      leads.set(id, lead);
+    }
+    return lead;
+  };
   const deleteChanges = `DELETE FROM ${o.changes} WHERE _version = ANY($1::bigint[])`;
   const readRows = `
 SELECT ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}, ${selects.join(', ')}

@@ -42,7 +42,7 @@ import { tableKey } from '../config/tables.js';
 import { assertPgReachable, createPool, isPgConnectionError, pgFailure } from './db.js';
 import { startListener, type Listener } from './listener.js';
 import { shapeOf } from './pg-migrate.js';
-import { PRODUCER_BEGIN, producerPlans, RECORDED_SHAPE, type ProducerPlans } from './plans.js';
+import { PRODUCER_BEGIN, producerPlans, RECORDED_SHAPE, type PreparedStatement, type ProducerPlans } from './plans.js';
 import { createPublisher, type Publisher } from './publisher.js';
 
 export interface BatchResult {
@@ -172,6 +172,20 @@ interface Pending {
   versions: string[];
 }
 
+/** The statements each session (a pool's client: one per connection) has PREPAREd. */
+const preparedBy = new WeakMap<pg.PoolClient, Set<string>>();
+
+/** PREPAREs what this session has not yet; each statement once, in its own round trip. */
+async function prepareOnce(client: pg.PoolClient, statements: readonly PreparedStatement[]): Promise<void> {
+  let done = preparedBy.get(client);
+  if (!done) preparedBy.set(client, (done = new Set()));
+  for (const st of statements) {
+    if (done.has(st.name)) continue;
+    await client.query(st.prepare);
+    done.add(st.name);
+  }
+}
+
 /**
  * The order of a table's batches in flight together (drainTable): each claims after the one before
  * has claimed, and publishes after the one before has been acknowledged — so versions reach a
@@ -226,11 +240,14 @@ export async function drainBatch(
     let rowVersions: string[];
     let recorded: { capture: string; columns: string } | undefined;
     if (lead) {
-      // Alone in its pass: BEGIN, both claims and the shape in one round trip.
+      // Alone in its pass: BEGIN, both claims and the shape in one round trip, their statements
+      // prepared once per session.
+      const claim = plans.leadClaim(batchSize, name);
+      await prepareOnce(client, claim.statements);
       const releaseClaim = await order?.claims.acquire();
       try {
-        const results = (await client.query(plans.leadClaim(batchSize, name))) as unknown as pg.QueryResult[];
-        const [claimedRows, claimedChanges, shape] = plans.claimRows ? results.slice(2) : [undefined, ...results.slice(2)];
+        const results = (await client.query(claim.text)) as unknown as pg.QueryResult[];
+        const [claimedRows, claimedChanges, shape] = plans.claimRows ? results.slice(claim.before) : [undefined, ...results.slice(claim.before)];
         rows = claimedRows?.rows ?? [];
         rowVersions = rows.map((r) => r.v as string);
         changes = (claimedChanges as pg.QueryResult<Record<string, string | null>>).rows;

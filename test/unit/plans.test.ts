@@ -2,7 +2,7 @@
 // names always quoted, no column named where a user's ALTER TABLE would trip over it. Their
 // behaviour is tested against the real PostgreSQL (test/integration/changes.test.ts and others).
 import { describe, expect, it } from 'vitest';
-import { installCapture, keyTextSql, PRODUCER_BEGIN, producerPlans, wholeRowAliases } from '../../src/capture/plans.js';
+import { installCapture, keyTextSql, LEAD_BEGIN, PRODUCER_BEGIN, producerPlans, wholeRowAliases } from '../../src/capture/plans.js';
 import { clickhouseGrants, formatGrants, postgresGrants } from '../../src/ops/grants.js';
 import { spec } from './support/specs.js';
 
@@ -92,15 +92,24 @@ describe('producer plans', () => {
     expect(q.afterClaim(0, 5, "Sales.O'Items").split(';\n')[2]).toContain("table_name = 'Sales.O''Items'");
     expect(() => p.afterClaim(1.5, 2000, 'public.user_login')).toThrow(/whole number/);
     // The first batch of a pass: BEGIN, the claim with its versions, the change-log claim and the
-    // shape in one round trip; the claim is claimRows with literals and a version per row.
-    const lead = p.leadClaim(2000, 'public.user_login').split(';\n');
-    expect(lead).toHaveLength(4); // BEGIN and SET LOCAL (PRODUCER_BEGIN); claim; change-log claim; shape
-    expect(lead[0]).toBe(PRODUCER_BEGIN);
-    expect(lead[1]).toBe(`${(p.claimRows as string).replace('LIMIT $1', 'LIMIT 2000').replaceAll('$2', "'public.user_login'")}, nextval('streamer_version_seq')::text AS v`);
-    expect(lead.slice(2)).toEqual(after.slice(1));
-    const logMode = q.leadClaim(5, "Sales.O'Items").split(';\n');
-    expect(logMode).toHaveLength(3); // no row claim in change-log mode
-    expect(logMode[1]).toBe(q.claimChanges.replace('LIMIT $1', 'LIMIT 5').replace('$2', "'Sales.O''Items'"));
+    // shape in one round trip, each statement prepared once per session; the claim is claimRows
+    // with literals and a version per row.
+    const lead = p.leadClaim(2000, 'public.user_login');
+    const sql = lead.statements.map((st) => st.prepare.replace(/^PREPARE streamer_[0-9a-f]{24} AS /, ''));
+    expect(sql).toHaveLength(3); // claim; change-log claim; shape
+    expect(sql[0]).toBe(`${(p.claimRows as string).replace('LIMIT $1', 'LIMIT 2000').replaceAll('$2', "'public.user_login'")}, nextval('streamer_version_seq')::text AS v`);
+    expect(sql.slice(1)).toEqual(after.slice(1));
+    expect(lead.text).toBe([LEAD_BEGIN, ...lead.statements.map((st) => `EXECUTE ${st.name}`)].join(';\n'));
+    expect(LEAD_BEGIN.startsWith(`${PRODUCER_BEGIN}; `)).toBe(true);
+    expect(lead.before).toBe(4); // BEGIN, SET LOCAL × 3
+    expect(lead.statements.map((st) => st.prepare.startsWith(`PREPARE ${st.name} AS `))).toEqual([true, true, true]);
+    // Named after their text: another limit or shape gets other names for the claims (the shape
+    // query reads the same row: one name); the same (limit, table), the same object.
+    expect(p.leadClaim(2000, 'public.user_login')).toBe(lead);
+    expect(new Set([lead, p.leadClaim(5, 'public.user_login'), flagged.leadClaim(2000, 'public.user_login')].flatMap((l) => l.statements.map((st) => st.name))).size).toBe(7);
+    const logMode = q.leadClaim(5, "Sales.O'Items").statements;
+    expect(logMode).toHaveLength(2); // no row claim in change-log mode
+    expect(logMode[0]?.prepare).toBe(`PREPARE ${logMode[0]?.name} AS ${q.claimChanges.replace('LIMIT $1', 'LIMIT 5').replace('$2', "'Sales.O''Items'")}`);
     expect(() => p.leadClaim(-1, 'public.user_login')).toThrow(/whole number/);
     expect(q.readRows).toContain(`(t."Order", t."line") IN (SELECT u.k0::int8, u.k1::int2 FROM unnest($1::text[], $2::text[]) AS u(k0, k1))`);
   });

@@ -22,14 +22,16 @@ const source: TableSource = tableSource(
  * Pending rows 1…n of a flag-mode table. A transaction's claim takes the lowest pending rows no
  * other open transaction holds (SKIP LOCKED), up to its limit; COMMIT marks them sent.
  */
-function fakeDatabase(n: number) {
+function fakeDatabase(n: number, opts: { oneSession?: boolean } = {}) {
   const pending = new Set(Array.from({ length: n }, (_, i) => i + 1));
   const held = new Set<number>();
-  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0 };
+  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0, prepared: [] as string[] };
   let version = 0;
   const tick = () => new Promise((r) => setImmediate(r));
   const client = () => {
     let mine: number[] = [];
+    const prepared = new Set<string>(); // this session's
+
     const begin = () => {
       stats.transactions++;
       stats.mostOpen = Math.max(stats.mostOpen, ++stats.open);
@@ -50,12 +52,22 @@ function fakeDatabase(n: number) {
           begin();
           return [{ rows: [] }, { rows: [] }];
         }
-        if (text === source.plans.leadClaim(config.producerBatchSize, source.name)) {
-          // BEGIN, SET, the claimed rows with their versions, no change-log rows, the shape
+        if (text.startsWith('PREPARE ')) {
+          const name = text.slice(8, text.indexOf(' AS '));
+          if (prepared.has(name)) throw Object.assign(new Error(`prepared statement "${name}" already exists`), { code: '42P05' });
+          prepared.add(name);
+          stats.prepared.push(name);
+          return { rows: [] };
+        }
+        if (text === source.plans.leadClaim(config.producerBatchSize, source.name).text) {
+          for (const name of text.matchAll(/EXECUTE (\w+)/g)) {
+            if (!prepared.has(name[1] as string)) throw Object.assign(new Error(`prepared statement "${name[1]}" does not exist`), { code: '26000' });
+          }
+          // LEAD_BEGIN's results, the claimed rows with their versions, no change-log rows, the shape
           stats.leads++;
           begin();
           const rows = claim(config.producerBatchSize).map((r) => ({ ...r, v: String(++version) }));
-          return [{ rows: [] }, { rows: [] }, { rows }, { rows: [] }, shape];
+          return [...Array.from({ length: source.plans.leadClaim(config.producerBatchSize, source.name).before }, () => ({ rows: [] })), { rows }, { rows: [] }, shape];
         }
         if (text === source.plans.claimRows) return { rows: claim(params?.[0] as number) };
         if (text.startsWith('SELECT s.v::text AS v')) {
@@ -75,7 +87,8 @@ function fakeDatabase(n: number) {
       },
     };
   };
-  const pool = { connect: async () => client() } as unknown as pg.Pool;
+  const session = opts.oneSession ? client() : undefined;
+  const pool = { connect: async () => session ?? client() } as unknown as pg.Pool;
   return { pool, pending, stats };
 }
 
@@ -119,6 +132,18 @@ describe('drainTable', () => {
     expect(db.stats.mostOpen).toBe(3);
     expect(db.stats.leads).toBe(1); // only the first batch claims in one round trip
     expect(db.stats.open).toBe(0);
+  });
+
+  it("the first batch's statements are prepared once per session: a second wake on the same connection only executes them", async () => {
+    const db = fakeDatabase(3, { oneSession: true });
+    const kafka = fakeKafka();
+    await drainTable(db.pool, kafka.publisher, config, log, source);
+    db.pending.add(4);
+    await drainTable(db.pool, kafka.publisher, config, log, source);
+    expect(kafka.published).toEqual(['1', '2', '3', '4']);
+    expect(db.stats.prepared).toEqual(source.plans.leadClaim(config.producerBatchSize, source.name).statements.map((st) => st.name));
+    expect(db.stats.prepared).toHaveLength(3); // the claim, the change-log claim, the shape
+    expect(db.stats).toMatchObject({ transactions: 2, leads: 2 });
   });
 
   it('untilEmpty (the sweep): a first batch that claims nothing ends the pass at once', async () => {
