@@ -254,10 +254,10 @@ export interface PreparedStatement {
  * invalidates the plan (an ANALYZE, autovacuum's included, or DDL of a table they read) — always
  * in this transaction. A table never analyzed counts as ~400 rows however large it has grown, and
  * on one the claim's plan was a sequential scan, a sort and a scan for the tuple ids, kept until
- * autovacuum analyzed the table: at 1,000 inserts/s the live claim went from 0.5 to 1.7 ms in
- * 10 s and commit → Kafka p50 from 7 to 22 ms in 30 s (bench/README.md "2026-11-27
- * (afternoon)"). With these, the plan reads the pending index in key order and marks the rows
- * by tuple id (a Tid Scan), however small the table looked when it was made.
+ * autovacuum analyzed the table: a claim went from 0.6 to 1.7 ms as the table grew to 10,000
+ * rows, and at 1,000 inserts/s commit → Kafka p50 from 7 to 22–28 ms within 30 s (bench/README.md
+ * "2026-11-27 (prepared claims)"). With these, the plan reads the pending index in key order and
+ * marks the rows by tuple id (a Tid Scan), however small the table looked when it was made.
  */
 export const LEAD_BEGIN = `${PRODUCER_BEGIN}; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off`;
 
@@ -309,7 +309,7 @@ export interface ProducerPlans {
    *
    * The three statements are PREPAREd once per session, values as literals (`statements`), and
    * the query EXECUTEs them: planned as literal SQL on every batch, they cost PostgreSQL ~0.4 ms of
-   * CPU per live batch, more than running them (bench/README.md "2026-11-27 (afternoon)"). Having
+   * CPU per live batch, more than running them (bench/README.md "2026-11-27 (prepared claims)"). Having
    * no parameters, each gets one plan at its first run, made again only when PostgreSQL
    * invalidates it; LEAD_BEGIN says why that plan reads the pending index even when it was made
    * on an empty table. (Without it, and with parameters, a prepared claim kept a plan made for an

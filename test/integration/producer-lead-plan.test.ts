@@ -2,7 +2,7 @@
 // (plans.leadClaim, LEAD_BEGIN): often while the table is empty and never analyzed, which
 // PostgreSQL plans as a small table. That plan is kept until an ANALYZE; it must read the pending
 // index in key order however small the table looked, or each claim reads the whole table (issue
-// 14: the live claim went from 0.5 to 1.7 ms in 10 s at 1,000 inserts/s). Real PostgreSQL.
+// 14: a claim went from 0.6 to 1.7 ms as the table grew to 10,000 rows). Real PostgreSQL.
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LEAD_BEGIN, PRODUCER_BEGIN } from '../../src/capture/plans.js';
