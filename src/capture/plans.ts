@@ -258,6 +258,9 @@ export interface PreparedStatement {
  * rows, and at 1,000 inserts/s commit → Kafka p50 from 7 to 22–28 ms within 30 s (bench/README.md
  * "2026-11-27 (prepared claims)"). With these, the plan reads the pending index in key order and
  * marks the rows by tuple id (a Tid Scan), however small the table looked when it was made.
+ * The batch's later statements (the rows read in log mode, the change-log delete, the failed
+ * rows) run under the same settings: they read by key (a configured key without an index is
+ * still read by a sequential scan, the only way there is; the settings only make other ways win).
  */
 export const LEAD_BEGIN = `${PRODUCER_BEGIN}; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off`;
 
@@ -303,18 +306,18 @@ export interface ProducerPlans {
    * LEAD_BEGIN), the flag claim with each row's version in its RETURNING (column v: taken
    * after the statement locked and marked the row, as afterClaim's are), the change-log claim and
    * RECORDED_SHAPE — a multi-statement query. Results in that order: LEAD_BEGIN's (`before`),
-   * the claimed rows (flag mode only), the change-log rows, the shape. On the live path every round trip counts: a
-   * write to a local TCP socket cost the producer ~0.1 ms of CPU here (bench/README.md
-   * "2026-11-27 (later)").
+   * the claimed rows (flag mode only), the change-log rows, the shape. On the live path every
+   * round trip counts: a write to a local TCP socket cost the producer ~0.1 ms of CPU here
+   * (bench/README.md "2026-11-27 (later)").
    *
    * The three statements are PREPAREd once per session, values as literals (`statements`), and
-   * the query EXECUTEs them: planned as literal SQL on every batch, they cost PostgreSQL ~0.4 ms of
-   * CPU per live batch, more than running them (bench/README.md "2026-11-27 (prepared claims)"). Having
-   * no parameters, each gets one plan at its first run, made again only when PostgreSQL
-   * invalidates it; LEAD_BEGIN says why that plan reads the pending index even when it was made
-   * on an empty table. (Without it, and with parameters, a prepared claim kept a plan made for an
-   * empty table and slowed down as the table grew: bench/README.md "2026-11-27 (later)".) The same
-   * (limit, table) returns the same object.
+   * the query EXECUTEs them: planned as literal SQL on every batch, they cost PostgreSQL ~0.4 ms
+   * of CPU per live batch, more than running them (bench/README.md "2026-11-27 (prepared
+   * claims)"). Having no parameters, each gets one plan at its first run, made again only when
+   * PostgreSQL invalidates it; LEAD_BEGIN says why that plan reads the pending index even when it
+   * was made on an empty table. (Without it, and with parameters, a prepared claim kept a plan
+   * made for an empty table and slowed down as the table grew: bench/README.md "2026-11-27
+   * (later)".) The same (limit, table) returns the same object.
    */
   leadClaim(limit: number, table: string): LeadClaim;
   /** $1 bigint[]: the change-log rows published. */
