@@ -364,7 +364,29 @@ function latencyOf(lines, has, lat) {
     all.push(v);
     bySend.push([Number(sent), v]);
   }
-  return { latencyMs: summarize(all), p50ByFifthMs: p50ByFifth(bySend), missing };
+  return { latencyMs: summarize(all), p50ByFifthMs: p50ByFifth(bySend), tail: tailOf(lines, has, lat), missing };
+}
+
+/**
+ * Where the slow rows (over 10 ms) fall: how many seconds of the load hold them, the share in the
+ * five worst seconds, and the share whose own INSERT (sent → COMMIT acknowledged) also took over
+ * 10 ms — a stall of the machine delays the application as much as the pipeline.
+ */
+function tailOf(lines, has, lat) {
+  const bySecond = new Map();
+  let slow = 0;
+  let slowInsert = 0;
+  let t0 = Infinity;
+  for (const [, sent] of lines) t0 = Math.min(t0, Number(sent));
+  for (const [id, sent, acked] of lines) {
+    if (!has(id) || lat(id, Number(acked)) <= 10) continue;
+    slow++;
+    if (Number(acked) - Number(sent) > 10) slowInsert++;
+    const s = Math.floor((Number(sent) - t0) / 1000);
+    bySecond.set(s, (bySecond.get(s) ?? 0) + 1);
+  }
+  const worst5 = [...bySecond.values()].sort((a, b) => b - a).slice(0, 5).reduce((n, c) => n + c, 0);
+  return { over10ms: slow, seconds: bySecond.size, shareInWorst5Seconds: slow ? worst5 / slow : 0, shareWithSlowInsert: slow ? slowInsert / slow : 0 };
 }
 
 /** p50 of each fifth of the load (by send time): a latency that keeps growing means a tool falling behind. */
