@@ -175,15 +175,25 @@ interface Pending {
 /** The statements each session (a pool's client: one per connection) has PREPAREd. */
 const preparedBy = new WeakMap<pg.PoolClient, Set<string>>();
 
-/** PREPAREs what this session has not yet; each statement once, in its own round trip. */
-async function prepareOnce(client: pg.PoolClient, statements: readonly PreparedStatement[]): Promise<void> {
+/**
+ * PREPAREs what this session has not yet, in one round trip (a new connection — the pool closes
+ * one idle for 30 s — costs one more). PREPARE is not transactional: if one of them fails, those
+ * before it stay prepared, so the session forgets all of its statements (DEALLOCATE ALL) and
+ * prepares them again next time.
+ */
+export async function prepareOnce(client: pg.PoolClient, statements: readonly PreparedStatement[]): Promise<void> {
   let done = preparedBy.get(client);
   if (!done) preparedBy.set(client, (done = new Set()));
-  for (const st of statements) {
-    if (done.has(st.name)) continue;
-    await client.query(st.prepare);
-    done.add(st.name);
+  const missing = statements.filter((st) => !done.has(st.name));
+  if (missing.length === 0) return;
+  try {
+    await client.query(missing.map((st) => st.prepare).join(';\n'));
+  } catch (err) {
+    done.clear();
+    await client.query('DEALLOCATE ALL').catch(() => {});
+    throw err;
   }
+  for (const st of missing) done.add(st.name);
 }
 
 /**

@@ -22,10 +22,11 @@ const source: TableSource = tableSource(
  * Pending rows 1…n of a flag-mode table. A transaction's claim takes the lowest pending rows no
  * other open transaction holds (SKIP LOCKED), up to its limit; COMMIT marks them sent.
  */
-function fakeDatabase(n: number, opts: { oneSession?: boolean } = {}) {
+function fakeDatabase(n: number, opts: { oneSession?: boolean; failPrepare?: number } = {}) {
   const pending = new Set(Array.from({ length: n }, (_, i) => i + 1));
   const held = new Set<number>();
-  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0, prepared: [] as string[] };
+  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0, prepared: [] as string[], prepareTrips: 0 };
+  let failPrepare = opts.failPrepare; // the index of a PREPARE that fails, once (as a missing table would)
   let version = 0;
   const tick = () => new Promise((r) => setImmediate(r));
   const client = () => {
@@ -53,10 +54,22 @@ function fakeDatabase(n: number, opts: { oneSession?: boolean } = {}) {
           return [{ rows: [] }, { rows: [] }];
         }
         if (text.startsWith('PREPARE ')) {
-          const name = text.slice(8, text.indexOf(' AS '));
-          if (prepared.has(name)) throw Object.assign(new Error(`prepared statement "${name}" already exists`), { code: '42P05' });
-          prepared.add(name);
-          stats.prepared.push(name);
+          // One statement after the other; PREPARE is not transactional: those before a failing one stay.
+          stats.prepareTrips++;
+          for (const [i, st] of text.split(';\n').entries()) {
+            const name = st.slice(8, st.indexOf(' AS '));
+            if (i === failPrepare) {
+              failPrepare = undefined;
+              throw Object.assign(new Error('relation "user_login" does not exist'), { code: '42P01' });
+            }
+            if (prepared.has(name)) throw Object.assign(new Error(`prepared statement "${name}" already exists`), { code: '42P05' });
+            prepared.add(name);
+            stats.prepared.push(name);
+          }
+          return [];
+        }
+        if (text === 'DEALLOCATE ALL') {
+          prepared.clear();
           return { rows: [] };
         }
         if (text === source.plans.leadClaim(config.producerBatchSize, source.name).text) {
@@ -110,7 +123,7 @@ function fakeKafka() {
   return { publisher, published };
 }
 
-const config = { producerBatchSize: 5, producerConcurrency: 3, producerPublishTimeoutMs: 10_000, kafkaBrokers: ['kafka:9092'] } as Config;
+const config = { producerBatchSize: 5, producerConcurrency: 3, producerPublishTimeoutMs: 10_000, kafkaBrokers: ['kafka:9092'], databaseUrl: 'postgres://streamer@db:5432/app' } as Config;
 const log = createLogger({ level: 'silent' });
 
 describe('drainTable', () => {
@@ -143,7 +156,18 @@ describe('drainTable', () => {
     expect(kafka.published).toEqual(['1', '2', '3', '4']);
     expect(db.stats.prepared).toEqual(source.plans.leadClaim(config.producerBatchSize, source.name).statements.map((st) => st.name));
     expect(db.stats.prepared).toHaveLength(3); // the claim, the change-log claim, the shape
-    expect(db.stats).toMatchObject({ transactions: 2, leads: 2 });
+    expect(db.stats).toMatchObject({ transactions: 2, leads: 2, prepareTrips: 1 });
+  });
+
+  it('a PREPARE that fails leaves the session with none of them; the next batch prepares all three again', async () => {
+    const db = fakeDatabase(3, { oneSession: true, failPrepare: 2 });
+    const kafka = fakeKafka();
+    await expect(drainTable(db.pool, kafka.publisher, config, log, source)).rejects.toThrow(/does not exist/);
+    expect(db.stats.prepared).toHaveLength(2); // the two before the failing one were prepared…
+    await drainTable(db.pool, kafka.publisher, config, log, source); // …and forgotten: no "already exists"
+    expect(kafka.published).toEqual(['1', '2', '3']);
+    expect(db.stats.prepared.slice(2)).toEqual(source.plans.leadClaim(config.producerBatchSize, source.name).statements.map((st) => st.name));
+    expect(db.stats).toMatchObject({ transactions: 1, leads: 1, prepareTrips: 2 });
   });
 
   it('untilEmpty (the sweep): a first batch that claims nothing ends the pass at once', async () => {
