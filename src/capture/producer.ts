@@ -181,7 +181,7 @@ const preparedBy = new WeakMap<pg.PoolClient, Set<string>>();
  * before it stay prepared, so the session forgets all of its statements (DEALLOCATE ALL) and
  * prepares them again next time.
  */
-export async function prepareOnce(client: pg.PoolClient, statements: readonly PreparedStatement[]): Promise<void> {
+async function prepareOnce(client: pg.PoolClient, statements: readonly PreparedStatement[]): Promise<void> {
   let done = preparedBy.get(client);
   if (!done) preparedBy.set(client, (done = new Set()));
   const missing = statements.filter((st) => !done.has(st.name));
