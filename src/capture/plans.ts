@@ -252,9 +252,10 @@ export interface PreparedStatement {
  * transaction only, no sequential scan and no sort where an index gives the rows in order. Its
  * prepared statements are planned once, at their first EXECUTE, and again after PostgreSQL
  * invalidates the plan (an ANALYZE, autovacuum's included, or DDL of a table they read) — always
- * in this transaction. A table never analyzed counts as ~400 rows however large it has grown, and
- * on one the claim's plan was a sequential scan, a sort and a scan for the tuple ids, kept until
- * autovacuum analyzed the table: a claim went from 0.6 to 1.7 ms as the table grew to 10,000
+ * in this transaction. A plan is made for the table as it is then: made while it was empty and
+ * never analyzed (PostgreSQL then assumes ten pages, ~400 rows), the claim's was a sequential scan,
+ * a sort and a scan for the tuple ids, and it was kept as the table grew, until autovacuum
+ * analyzed the table: a claim went from 0.6 to 1.7 ms as the table grew to 10,000
  * rows, and at 1,000 inserts/s commit → Kafka p50 from 7 to 22–28 ms within 30 s (bench/README.md
  * "2026-11-27 (prepared claims)"). With these, the plan reads the pending index in key order and
  * marks the rows by tuple id (a Tid Scan), however small the table looked when it was made.
