@@ -33,12 +33,22 @@ export interface PgColumn {
   notNull: boolean;
 }
 
+/**
+ * The shape of a column's text that the producer can write to the message without making a
+ * string of it (src/tables/copy-rows.ts), when the text is plain: `digits` as it is, `bool` as
+ * true/false, `timestamp` normalized, `string` between quotes. Any other text, and `json`
+ * always, goes through `encode`.
+ */
+export type WireKind = 'digits' | 'bool' | 'timestamp' | 'string' | 'json';
+
 /** What a scalar PostgreSQL type becomes. */
 interface ScalarType {
   /** The ClickHouse type (without Nullable) on this server, or why it cannot be carried. */
   clickhouse(caps: Capabilities, typmod: number): string;
   /** PostgreSQL text → the JSON of the message. */
   encode(text: string): string;
+  /** What `encode` does to plain text (WireKind); `string` when absent. */
+  wire?: WireKind;
 }
 
 /** The session settings under which the producer (and verify) read values as text. */
@@ -67,7 +77,7 @@ export function normalizeTimestamp(text: string): string {
   return `${m[1]}.${(m[2] ?? '').padEnd(6, '0')}`;
 }
 
-const integer = (ch: string): ScalarType => ({ clickhouse: () => ch, encode: (t) => t });
+const integer = (ch: string): ScalarType => ({ clickhouse: () => ch, encode: (t) => t, wire: 'digits' });
 const asString: ScalarType = { clickhouse: () => 'String', encode: str };
 const float = (ch: 'Float32' | 'Float64'): ScalarType => ({
   clickhouse: (caps) => (caps.exactFloats ? ch : 'String'),
@@ -100,7 +110,7 @@ const TYPES: Record<string, ScalarType> = {
   },
   float4: float('Float32'),
   float8: float('Float64'),
-  bool: { clickhouse: (caps) => (caps.bool ? 'Bool' : 'UInt8'), encode: (t) => (t === 't' || t === 'true' ? 'true' : 'false') },
+  bool: { clickhouse: (caps) => (caps.bool ? 'Bool' : 'UInt8'), encode: (t) => (t === 't' || t === 'true' ? 'true' : 'false'), wire: 'bool' },
   text: asString,
   varchar: asString,
   bpchar: asString,
@@ -109,8 +119,8 @@ const TYPES: Record<string, ScalarType> = {
   xml: asString,
   uuid: { clickhouse: () => 'UUID', encode: str },
   date: { clickhouse: (caps) => (caps.date32 ? 'Date32' : 'Date'), encode: str },
-  timestamp: { clickhouse: (caps) => (caps.dateTime64 ? "DateTime64(6, 'UTC')" : "DateTime('UTC')"), encode: (t) => str(normalizeTimestamp(t)) },
-  timestamptz: { clickhouse: (caps) => (caps.dateTime64 ? "DateTime64(6, 'UTC')" : "DateTime('UTC')"), encode: (t) => str(normalizeTimestamp(t)) },
+  timestamp: { clickhouse: (caps) => (caps.dateTime64 ? "DateTime64(6, 'UTC')" : "DateTime('UTC')"), encode: (t) => str(normalizeTimestamp(t)), wire: 'timestamp' },
+  timestamptz: { clickhouse: (caps) => (caps.dateTime64 ? "DateTime64(6, 'UTC')" : "DateTime('UTC')"), encode: (t) => str(normalizeTimestamp(t)), wire: 'timestamp' },
   time: asString,
   timetz: asString,
   interval: asString,
@@ -151,6 +161,8 @@ export interface ColumnMapping {
   select(quoted: string): string;
   /** The value node-postgres returns for `select` (never null: NULLs are handled before) → message JSON. */
   encode(value: unknown): string;
+  /** What `encode` does to plain text of `select` (WireKind); `json`: `select` gives JSON, node-postgres parses it. */
+  wire: WireKind;
 }
 
 export type Mapping = { ok: true; mapping: ColumnMapping } | { ok: false; reason: string };
@@ -171,6 +183,7 @@ export function mapColumn(column: PgColumn, caps: Capabilities): Mapping {
         // Every element as its text (NULL elements stay null): exact, whatever the element type.
         select: (q) => `array_to_json(${q}::text[])`,
         encode: (v) => encodeArray(v, el),
+        wire: 'json',
       },
     };
   }
@@ -184,6 +197,7 @@ export function mapColumn(column: PgColumn, caps: Capabilities): Mapping {
       nullFlagColumn: null,
       select: (q) => `${q}::text`,
       encode: (v) => s.encode(String(v)),
+      wire: s.wire ?? 'string',
     },
   };
 }

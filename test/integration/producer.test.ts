@@ -129,6 +129,23 @@ describe('producer', () => {
     expect(msgs.every((m) => decodeMessage(m.value).ok)).toBe(true);
   });
 
+  it('the same, for a row in a later batch of a backlog (those read with COPY)', async () => {
+    const iso = await setup({ SWEEP_INTERVAL_MS: '3600000', PRODUCER_BATCH_SIZE: '10' });
+    await withPg(iso.config, async (c) => {
+      await c.query(`INSERT INTO user_login (username) SELECT 'before' || g FROM generate_series(1, 24) g`);
+      await c.query(`INSERT INTO user_login (username) VALUES (repeat('x', 2000000))`); // id 25: the third batch
+      await c.query(`INSERT INTO user_login (username) SELECT 'after' || g FROM generate_series(1, 30) g`);
+    });
+    await producer(iso); // the start-up pass finds the 55 rows: batches of 10, the first alone
+    await allSent(iso, 54);
+    const failed = await withPg(iso.config, async (c) => (await c.query('SELECT table_name, key FROM streamer_failed_rows')).rows);
+    expect(failed).toEqual([{ table_name: 'public.user_login', key: '25' }]);
+    expect(await pgCount(iso.config, 'id = 25 AND sent_to_kafka IS NOT TRUE')).toBe(1);
+    const msgs = await readTopic(iso.config, 54);
+    expect(msgs.map((m) => Number(m.key)).sort((a, b) => a - b)).toEqual(Array.from({ length: 55 }, (_, i) => i + 1).filter((id) => id !== 25));
+    expect(await topicMessageCount(iso.config)).toBe(54);
+  });
+
   it('re-sends rows whose flag an operator set back to FALSE, woken by the update trigger', async () => {
     const iso = await setup({ SWEEP_INTERVAL_MS: '3600000' });
     const p = await producer(iso);

@@ -75,22 +75,38 @@ describe('producer plans', () => {
     expect(p.claimRows).toMatch(
       /WITH c AS MATERIALIZED \([\s\S]*FOR UPDATE OF t SKIP LOCKED\)\s*UPDATE "public"\."user_login" t SET "sent_to_kafka" = TRUE\s+WHERE t\.ctid = ANY \(ARRAY\(SELECT c\.tid FROM c\)\)\s+RETURNING [^;]*t\."id"::text AS key$/,
     );
+    // The batches after a drain's first: the same claim as COPY, values as literals, and which row
+    // has the highest key (is_last); after the highest key a batch before claimed, its text as a
+    // literal of the key's type.
+    const literal = (sql: string) => sql.replace('LIMIT $1', 'LIMIT 5000').replaceAll('$2', "'public.user_login'");
+    const isLast = ',\n          t."id" = (SELECT c.k0 FROM c ORDER BY c.k0 DESC LIMIT 1) AS is_last';
+    expect(p.copyClaim!(5000, 'public.user_login')).toBe(`COPY (${literal(p.claimRows as string)}${isLast}) TO STDOUT`);
+    expect(p.copyClaim!(5000, 'public.user_login', ['42'])).toBe(`COPY (${literal(p.claimRows as string).replace('IS NOT TRUE AND ', `IS NOT TRUE AND t."id" > '42'::int4 AND `)}${isLast}) TO STDOUT`);
+    expect(() => p.copyClaim!(-5, 'public.user_login')).toThrow(/whole number/);
     // The versions come after, in their own statement, in the same transaction.
     expect(p.claimRows).not.toContain('nextval');
     expect(p.unmarkRows).toBe(`UPDATE "public"."user_login" t SET "sent_to_kafka" = FALSE WHERE (t."id") IN (SELECT u.k0::int4 FROM unnest($1::text[]) AS u(k0))`);
     // Several key columns in flag mode: each one's text too, to make a refused row pending again.
     const flagged = producerPlans({ ...orders, capture: { kind: 'flag', column: 'note' } });
     expect(flagged.claimRows).toMatch(/AS key, t\."Order"::text AS k0, t\."line"::text AS k1$/);
+    expect(flagged.copyClaim!(7, 'x')).toMatch(/AS key, t\."Order"::text AS k0, t\."line"::text AS k1,\s+\(t\."Order", t\."line"\) = \(SELECT c\.k0, c\.k1 FROM c ORDER BY c\.k0 DESC, c\.k1 DESC LIMIT 1\) AS is_last\) TO STDOUT$/);
+    expect(flagged.claimRows).toContain('SELECT t.ctid AS tid, t."Order" AS k0, t."line" AS k1\n');
+    expect(flagged.copyClaim!(7, "Sales.O'Items", ["1'2", '3'])).toContain(`IS NOT TRUE AND (t."Order", t."line") > ('1''2'::int8, '3'::int2) AND NOT EXISTS (SELECT 1 FROM streamer_failed_rows f WHERE f.table_name = 'Sales.O''Items'`);
     const q = producerPlans(orders);
-    expect([q.claimRows, q.unmarkRows]).toEqual([null, null]);
+    expect([q.claimRows, q.copyClaim, q.unmarkRows]).toEqual([null, null, null]);
     // After the row claim, one round trip: the versions, the change-log claim, the recorded shape.
     const after = p.afterClaim(3, 2000, "public.user_login").split(';\n');
     expect(after).toHaveLength(3);
-    expect(after[0]).toBe("SELECT s.v::text AS v FROM (SELECT nextval('streamer_version_seq') AS v FROM generate_series(1, 3)) s ORDER BY s.v");
+    expect(after[0]).toBe("SELECT string_agg(s.v::text, ',' ORDER BY s.v) AS v FROM (SELECT nextval('streamer_version_seq') AS v FROM generate_series(1, 3)) s");
     expect(after[1]).toBe(p.claimChanges.replace('LIMIT $1', 'LIMIT 2000').replace('$2', "'public.user_login'"));
     expect(after[2]).toBe("SELECT capture, columns FROM streamer_tables WHERE table_name = 'public.user_login'");
     expect(q.afterClaim(0, 5, "Sales.O'Items").split(';\n')[2]).toContain("table_name = 'Sales.O''Items'");
     expect(() => p.afterClaim(1.5, 2000, 'public.user_login')).toThrow(/whole number/);
+    // …and the change-log claim after the highest version the batch before claimed.
+    expect(p.afterClaim(3, 2000, 'public.user_login', '9007199254740993').split(';\n')[1]).toBe(
+      after[1]?.replace('WHERE (', 'WHERE c._version > 9007199254740993 AND ('),
+    );
+    expect(() => p.afterClaim(3, 2000, 'public.user_login', '1; DROP TABLE x')).toThrow(/version/);
     // The first batch of a pass: BEGIN, the claim with its versions, the change-log claim and the
     // shape in one round trip, each statement prepared once per session; the claim is claimRows
     // with literals and a version per row.

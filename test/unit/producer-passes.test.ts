@@ -18,6 +18,13 @@ const source: TableSource = tableSource(
   ], { flagColumn: 'sent_to_kafka' }),
 );
 
+/** What copy-out.ts hands to client.query. */
+interface CopySubmittable {
+  submit(connection: { query(text: string): void }): void;
+  handleCopyData(msg: { chunk: Buffer }): void;
+  handleReadyForQuery(): void;
+}
+
 /**
  * Pending rows 1…n of a flag-mode table. A transaction's claim takes the lowest pending rows no
  * other open transaction holds (SKIP LOCKED), up to its limit; COMMIT marks them sent.
@@ -25,7 +32,7 @@ const source: TableSource = tableSource(
 function fakeDatabase(n: number, opts: { oneSession?: boolean; failPrepare?: number } = {}) {
   const pending = new Set(Array.from({ length: n }, (_, i) => i + 1));
   const held = new Set<number>();
-  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0, prepared: [] as string[], prepareTrips: 0 };
+  const stats = { transactions: 0, leads: 0, open: 0, mostOpen: 0, prepared: [] as string[], prepareTrips: 0, claimsFromStart: 0, claimsAfter: [] as number[] };
   let failPrepare = opts.failPrepare; // the index of a PREPARE that fails, once (as a missing table would)
   let version = 0;
   const tick = () => new Promise((r) => setImmediate(r));
@@ -37,18 +44,34 @@ function fakeDatabase(n: number, opts: { oneSession?: boolean; failPrepare?: num
       stats.transactions++;
       stats.mostOpen = Math.max(stats.mostOpen, ++stats.open);
     };
-    const claim = (limit: number) => {
-      mine = [...pending].filter((id) => !held.has(id)).slice(0, limit);
+    // Rows in key order after `after`, as claimRows / claimRowsAfter; is_last on the highest key.
+    const claim = (limit: number, after?: number) => {
+      if (after === undefined) stats.claimsFromStart++;
+      else stats.claimsAfter.push(after);
+      mine = [...pending].sort((a, b) => a - b).filter((id) => !held.has(id) && (after === undefined || id > after)).slice(0, limit);
       for (const id of mine) held.add(id);
-      return mine.map((id) => ({ c0: String(id), c1: `u${id}`, key: String(id) }));
+      const last = Math.max(...mine);
+      return mine.map((id) => ({ c0: String(id), c1: `u${id}`, key: String(id), is_last: id === last }));
     };
     const shape = { rows: [{ capture: source.shape.capture, columns: source.shape.columns }] };
     return {
       on() {},
       off() {},
       release() {},
-      async query(text: string, params?: unknown[]) {
+      async query(text: string | CopySubmittable, params?: unknown[]) {
         await tick();
+        if (typeof text !== 'string') {
+          // plans.copyClaim through copy-out.ts: the rows as COPY text, then ReadyForQuery
+          let sql = '';
+          text.submit({ query: (q: string) => (sql = q) });
+          expect(sql).toBe(source.plans.copyClaim!(Number(/LIMIT (\d+)/.exec(sql)?.[1]), source.name, sql.includes(' > ') ? [/> '(\d+)'/.exec(sql)?.[1] as string] : undefined));
+          const after = /t\."id" > '(\d+)'::int4/.exec(sql)?.[1];
+          for (const r of claim(Number(/LIMIT (\d+)/.exec(sql)?.[1]), after === undefined ? undefined : Number(after))) {
+            text.handleCopyData({ chunk: Buffer.from(`${r.c0}\t${r.c1}\t${r.key}\t${r.is_last ? 't' : 'f'}\n`) });
+          }
+          text.handleReadyForQuery();
+          return text;
+        }
         if (text === PRODUCER_BEGIN) {
           begin();
           return [{ rows: [] }, { rows: [] }];
@@ -83,9 +106,9 @@ function fakeDatabase(n: number, opts: { oneSession?: boolean; failPrepare?: num
           return [...Array.from({ length: source.plans.leadClaim(config.producerBatchSize, source.name).before }, () => ({ rows: [] })), { rows }, { rows: [] }, shape];
         }
         if (text === source.plans.claimRows) return { rows: claim(params?.[0] as number) };
-        if (text.startsWith('SELECT s.v::text AS v')) {
-          // afterClaim: the rows' versions, no change-log rows, the recorded shape
-          return [{ rows: mine.map(() => ({ v: String(++version) })) }, { rows: [] }, shape];
+        if (text.startsWith('SELECT string_agg(s.v::text')) {
+          // afterClaim: the rows' versions in one text, no change-log rows, the recorded shape
+          return [{ rows: [{ v: mine.length === 0 ? null : mine.map(() => String(++version)).join(',') }] }, { rows: [] }, shape];
         }
         if (text === 'COMMIT' || text === 'ROLLBACK') {
           for (const id of mine) {
@@ -102,7 +125,10 @@ function fakeDatabase(n: number, opts: { oneSession?: boolean; failPrepare?: num
   };
   const session = opts.oneSession ? client() : undefined;
   const pool = { connect: async () => session ?? client() } as unknown as pg.Pool;
-  return { pool, pending, stats };
+  /** A transaction outside the producer holds row `id` locked (its claims skip it) until `release`. */
+  const hold = (id: number) => held.add(id);
+  const release = (id: number) => held.delete(id);
+  return { pool, pending, stats, hold, release };
 }
 
 function fakeKafka() {
@@ -177,4 +203,36 @@ describe('drainTable', () => {
     expect(kafka.published).toEqual([]);
     expect(db.stats).toMatchObject({ transactions: 1, leads: 1, mostOpen: 1 });
   });
+
+  it('each batch after the first claims after the highest key of the last full batch; only a claim from the start ends the drain', async () => {
+    const db = fakeDatabase(42);
+    const kafka = fakeKafka();
+    await drainTable(db.pool, kafka.publisher, { ...config, producerConcurrency: 1 }, log, source);
+    expect(kafka.published).toEqual(Array.from({ length: 42 }, (_, i) => String(i + 1)));
+    // 1–5 from the start (the first batch, alone: committed before the next claims), 6–10 from
+    // the start, then after 10, 15, … 40 (41–42: short of a batch), then once more from the start,
+    // which finds nothing and ends the drain.
+    expect(db.stats.claimsAfter).toEqual([10, 15, 20, 25, 30, 35, 40]);
+    expect(db.stats.claimsFromStart).toBe(3);
+    expect(db.pending.size).toBe(0);
+  });
+
+  for (const untilEmpty of [false, true]) {
+    it(`a row the claims passed by while another transaction held it is claimed before the drain ends${untilEmpty ? ' (untilEmpty)' : ''}`, async () => {
+      const db = fakeDatabase(42);
+      const kafka = fakeKafka();
+      db.hold(3);
+      let released = false;
+      const onBatch = () => {
+        if (released || !kafka.published.includes('30')) return;
+        db.release(3); // released (rolled back) once the claims are past it
+        released = true;
+      };
+      await drainTable(db.pool, kafka.publisher, config, log, source, { untilEmpty, onBatch });
+      expect([...kafka.published].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 42 }, (_, i) => String(i + 1)));
+      expect(db.pending.size).toBe(0);
+      expect(db.stats.claimsAfter.length).toBeGreaterThan(0);
+      expect(db.stats.open).toBe(0);
+    });
+  }
 });

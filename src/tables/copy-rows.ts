@@ -1,0 +1,289 @@
+/**
+ * Rows read with `COPY (…) TO STDOUT` (text format) kept as their bytes, and their upsert messages
+ * written from those bytes: the producer's backlog path (issue 14). Read as rows, node-postgres
+ * made a string of every field and an object of every row, and the message was joined from
+ * strings and encoded again as UTF-8 — more than half the producer's CPU per row in the sweep.
+ *
+ * The message is the same, byte for byte, as the row path's (src/tables/codec.ts encodeFields with
+ * the mappings' `encode`): a field is written from its bytes only when its text is plain (WireKind
+ * in pg-types.ts says what that means per type) and the result is known to be the same; any other
+ * field is read as the row path would have read it (the COPY escapes undone, UTF-8 decoded, JSON
+ * parsed for `json`) and goes through the same `encode`. test/unit/copy-rows.test.ts compares both
+ * paths on random values of every kind.
+ *
+ * COPY's text format: fields separated by a tab, a row ended by a newline, NULL as `\N`; in a
+ * value, a backslash, newline, carriage return, tab, backspace, form feed and vertical tab are
+ * written `\\ \n \r \t \b \f \v`, and nothing else is escaped (PostgreSQL's documentation: "COPY TO
+ * will never emit an octal or hex-digits backslash sequence").
+ */
+import type { WireKind } from './pg-types.js';
+
+const TAB = 9;
+const NEWLINE = 10;
+const BACKSLASH = 92;
+const QUOTE = 34;
+
+/** One batch's rows, copied out of node-postgres's read buffer (it reuses it), with where each field starts and ends. */
+export class CopyRows {
+  private data = Buffer.allocUnsafe(64 * 1024);
+  private used = 0;
+  /** Per row: the start of each field, then the end of the last one (`fields` + 1 numbers). */
+  private bounds = new Int32Array(1024);
+  private rows = 0;
+
+  constructor(readonly fields: number) {}
+
+  get count(): number {
+    return this.rows;
+  }
+
+  /** A row as a CopyData message carries it (the newline included). Throws if it does not have `fields` fields. */
+  add(row: Buffer): void {
+    if (this.used + row.length > this.data.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.used + row.length));
+      this.data.copy(bigger, 0, 0, this.used);
+      this.data = bigger;
+    }
+    const base = this.used;
+    row.copy(this.data, base);
+    this.used += row.length;
+    const per = this.fields + 1;
+    if ((this.rows + 1) * per > this.bounds.length) {
+      const bigger = new Int32Array(this.bounds.length * 2);
+      bigger.set(this.bounds);
+      this.bounds = bigger;
+    }
+    const at = this.rows * per;
+    const end = base + row.length - (row[row.length - 1] === NEWLINE ? 1 : 0);
+    let field = 0;
+    this.bounds[at] = base;
+    // Searched in `row` (a view of exactly this row), not in `data` beyond it.
+    for (let i = row.indexOf(TAB); i >= 0 && base + i < end; i = row.indexOf(TAB, i + 1)) {
+      if (++field >= this.fields) break;
+      this.bounds[at + field] = base + i + 1;
+    }
+    if (field !== this.fields - 1) throw new Error(`bug: a COPY row with ${field + 1} fields where ${this.fields} were expected`);
+    this.bounds[at + this.fields] = end + 1; // as if a tab followed the last field
+    this.rows++;
+  }
+
+  start(row: number, field: number): number {
+    return this.bounds[row * (this.fields + 1) + field] as number;
+  }
+
+  /** Where the field ends (its tab or newline). */
+  end(row: number, field: number): number {
+    return (this.bounds[row * (this.fields + 1) + field + 1] as number) - 1;
+  }
+
+  isNull(row: number, field: number): boolean {
+    const s = this.start(row, field);
+    return this.end(row, field) - s === 2 && this.data[s] === BACKSLASH && this.data[s + 1] === 78; // \N
+  }
+
+  /** The field's value as node-postgres would have returned its text (null for NULL). */
+  text(row: number, field: number): string | null {
+    if (this.isNull(row, field)) return null;
+    return unescapeCopy(this.data, this.start(row, field), this.end(row, field));
+  }
+
+  /** The field is `t` (a boolean true). */
+  isTrue(row: number, field: number): boolean {
+    const s = this.start(row, field);
+    return this.end(row, field) - s === 1 && this.data[s] === 116;
+  }
+
+  get bytes(): Buffer {
+    return this.data;
+  }
+}
+
+const ESCAPED: Record<number, string> = { 92: '\\', 110: '\n', 114: '\r', 116: '\t', 98: '\b', 102: '\f', 118: '\v' };
+
+/** A COPY text field's value (its escapes undone, UTF-8 decoded). */
+export function unescapeCopy(data: Buffer, start: number, end: number): string {
+  let at = start;
+  while (at < end && data[at] !== BACKSLASH) at++;
+  if (at === end) return data.toString('utf8', start, end);
+  const parts: Buffer[] = [];
+  let from = start;
+  for (let i = at; i < end; i++) {
+    if (data[i] !== BACKSLASH) continue;
+    parts.push(data.subarray(from, i));
+    const c = ESCAPED[data[i + 1] as number];
+    if (c === undefined) throw new Error(`bug: COPY escape \\${String.fromCharCode(data[i + 1] as number)} not expected from COPY TO`);
+    parts.push(Buffer.from(c, 'latin1'));
+    i++;
+    from = i + 1;
+  }
+  parts.push(data.subarray(from, end));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * `src[start, end)` into `dst` at `at`; returns the bytes copied. A loop for short runs: Buffer#copy
+ * costs ~100 ns a call in Node 20 whatever the length, more than most fields of a row (it was
+ * the sweep's biggest cost after garbage collection when every field was copied that way).
+ */
+function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
+  const n = end - start;
+  if (n > 48) return src.copy(dst, at, start, end);
+  for (let i = 0; i < n; i++) dst[at + i] = src[start + i] as number;
+  return n;
+}
+
+/** A growing output buffer of many messages; `take` hands out each message's bytes as a view. */
+export class ByteWriter {
+  buf: Buffer;
+  at = 0;
+
+  constructor(size = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  ensure(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
+
+  /** ASCII or UTF-8 text. */
+  text(s: string): void {
+    this.ensure(s.length * 3);
+    this.at += this.buf.write(s, this.at, 'utf8');
+  }
+
+  /** Text of ASCII characters only (a version's digits). */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.at++] = s.charCodeAt(i);
+  }
+
+  bytes(src: Buffer, start: number, end: number): void {
+    this.ensure(end - start);
+    this.at += copyBytes(src, start, end, this.buf, this.at);
+  }
+}
+
+/** How a column of a table is written: its member start (`"id":`) as bytes, its kind, and the row path's encode. */
+export interface ColumnWriter {
+  prefix: Buffer;
+  wire: WireKind;
+  encode: (v: unknown) => string;
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
+
+/** Printable ASCII without a quote or backslash: the text is its own JSON string content. */
+function plain(data: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const b = data[i] as number;
+    if (b < 32 || b > 126 || b === QUOTE || b === BACKSLASH) return false;
+  }
+  return true;
+}
+
+const isDigit = (b: number | undefined) => b !== undefined && b >= 48 && b <= 57;
+
+/** `-?[0-9]+`: an integer's text (int2, int4). */
+function digits(data: Buffer, start: number, end: number): boolean {
+  let i = data[start] === 45 ? start + 1 : start;
+  if (i >= end) return false;
+  for (; i < end; i++) if (!isDigit(data[i])) return false;
+  return true;
+}
+
+/**
+ * `YYYY-MM-DD HH:MM:SS[.f{1,6}][+00]` written as normalizeTimestamp() + jsonText() write it
+ * (`"YYYY-MM-DD HH:MM:SS.ffffff"`); false, writing nothing, for any other text.
+ */
+function writeTimestamp(out: ByteWriter, data: Buffer, start: number, end: number): boolean {
+  const n = end - start;
+  if (n < 19) return false;
+  for (let i = 0; i < 19; i++) {
+    const b = data[start + i] as number;
+    const want = i === 4 || i === 7 ? 45 : i === 10 ? 32 : i === 13 || i === 16 ? 58 : -1;
+    if (want === -1 ? !isDigit(b) : b !== want) return false;
+  }
+  let i = start + 19;
+  let fraction = 0;
+  if (data[i] === 46 && i < end) {
+    i++;
+    while (i < end && isDigit(data[i]) && fraction < 7) {
+      i++;
+      fraction++;
+    }
+    if (fraction === 0 || fraction > 6) return false;
+  }
+  if (i < end) {
+    if (end - i !== 3 || data[i] !== 43 || data[i + 1] !== 48 || data[i + 2] !== 48) return false; // +00
+  }
+  out.ensure(28);
+  const buf = out.buf;
+  buf[out.at++] = QUOTE;
+  out.at += copyBytes(data, start, start + 19, buf, out.at);
+  buf[out.at++] = 46;
+  out.at += copyBytes(data, start + 20, start + 20 + fraction, buf, out.at);
+  for (let k = fraction; k < 6; k++) buf[out.at++] = 48;
+  buf[out.at++] = QUOTE;
+  return true;
+}
+
+/** Writes field `field` of row `row` as the row path's `encode` would; NULL as null. */
+export function writeField(out: ByteWriter, rows: CopyRows, row: number, field: number, w: ColumnWriter): void {
+  const data = rows.bytes;
+  const start = rows.start(row, field);
+  const end = rows.end(row, field);
+  if (rows.isNull(row, field)) return out.bytes(NULL, 0, 4);
+  switch (w.wire) {
+    case 'digits':
+      if (digits(data, start, end)) return out.bytes(data, start, end);
+      break;
+    case 'bool':
+      if (end - start === 1 && (data[start] === 116 || data[start] === 102)) return out.bytes(data[start] === 116 ? TRUE : FALSE, 0, data[start] === 116 ? 4 : 5);
+      break;
+    case 'timestamp':
+      if (writeTimestamp(out, data, start, end)) return;
+      break;
+    case 'string':
+      if (plain(data, start, end)) {
+        out.ensure(end - start + 2);
+        out.buf[out.at++] = QUOTE;
+        out.at += copyBytes(data, start, end, out.buf, out.at);
+        out.buf[out.at++] = QUOTE;
+        return;
+      }
+      break;
+    case 'json':
+      break;
+  }
+  const text = unescapeCopy(data, start, end);
+  out.text(w.encode(w.wire === 'json' ? JSON.parse(text) : text));
+}
+
+const OP_UPSERT = Buffer.from('"_op":"upsert","_version":');
+
+/**
+ * Row `row`'s upsert message, `{"a":1,…,"_op":"upsert","_version":7}` (encodeFields' bytes), its
+ * columns in fields 0…N; returns where it starts (it ends at out.at).
+ */
+export function writeUpsert(out: ByteWriter, rows: CopyRows, row: number, columns: readonly ColumnWriter[], version: string): number {
+  const from = out.at;
+  out.ensure(1);
+  out.buf[out.at++] = 123; // {
+  for (let i = 0; i < columns.length; i++) {
+    const w = columns[i] as ColumnWriter;
+    out.bytes(w.prefix, 0, w.prefix.length);
+    writeField(out, rows, row, i, w);
+    out.ensure(1);
+    out.buf[out.at++] = 44; // ,
+  }
+  out.bytes(OP_UPSERT, 0, OP_UPSERT.length);
+  out.ascii(version);
+  out.ensure(1);
+  out.buf[out.at++] = 125; // }
+  return from;
+}
