@@ -521,7 +521,19 @@ async function partStages() {
       const query = client.query.bind(client);
       client.query = (text, params) => {
         const t0 = performance.now();
-        // (since issue 14's last session the claim marks its rows itself: 'mark' stays 0 there)
+        if (typeof text?.submit === 'function') {
+          // The claim as COPY (copy-out.ts): timed to its end (ReadyForQuery, or an error).
+          for (const m of ['handleReadyForQuery', 'handleError']) {
+            const f = text[m].bind(text);
+            text[m] = (...args) => {
+              t.claim += performance.now() - t0;
+              return f(...args);
+            };
+          }
+          return query(text);
+        }
+        // (since issue 14's sessions the claim marks its rows itself: 'mark' stays 0 there, and
+        // builds before d136530 sent it as claimRows rather than as a COPY)
         const key = text === source.plans.claimRows ? 'claim' : text === source.plans.markSent ? 'mark' : 'txn';
         return query(text, params).finally(() => (t[key] += performance.now() - t0));
       };

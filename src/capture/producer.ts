@@ -4,7 +4,9 @@
  * A drain pass of a table repeats one transaction per batch until nothing is pending:
  *   BEGIN;
  *     claim flagged rows (flag mode), FOR UPDATE SKIP LOCKED, marking them sent in the same
- *       statement; then a fresh version for each;
+ *       statement (after the first batch of a pass: as COPY, each message written from the row's
+ *       bytes, starting after the highest key claimed before — ClaimCursor); then a fresh version
+ *       for each;
  *     claim change-log rows (deletes, truncates; every change in log mode), FOR UPDATE SKIP LOCKED;
  *     for the change-log keys, read the rows as they are now: present → an upsert, gone → a delete,
  *       with the highest version claimed for the key;

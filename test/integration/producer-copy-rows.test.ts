@@ -102,3 +102,27 @@ it('a COPY that fails (a table gone) rejects with PostgreSQL’s error, and the 
     await pool.end();
   }
 });
+
+it('a COPY takes part in node-postgres’s query_timeout: it ends its read timer when done, and fails when it fires', async () => {
+  const pool = createPool(iso.config, createLogger({ level: 'silent' }), 'streamer-copy-test'); // DATABASE_QUERY_TIMEOUT_MS as query_timeout
+  const client = await pool.connect();
+  try {
+    // A timer left running held the COPY, its rows and the whole batch until it fired: the
+    // sweep's memory grew by ~2.5 MB a batch (bench/README.md "2026-11-27 (COPY claims)").
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    for (let i = 0; i < 5; i++) expect(await copyOut(client, 'COPY (SELECT 1) TO STDOUT', () => {})).toBe(1);
+    expect(timers()).toBe(before);
+  } finally {
+    client.release();
+    await pool.end();
+  }
+  const slow = createPool(iso.config, createLogger({ level: 'silent' }), 'streamer-copy-test', { queryTimeoutMs: 200 });
+  try {
+    const c = await slow.connect();
+    await expect(copyOut(c, 'COPY (SELECT pg_sleep(2)) TO STDOUT', () => {})).rejects.toThrow(/timeout/i);
+    c.release(true);
+  } finally {
+    await slow.end();
+  }
+});
