@@ -334,8 +334,14 @@ export interface ProducerPlans {
   leadClaim(limit: number, table: string): LeadClaim;
   /** $1 bigint[]: the change-log rows published. */
   deleteChanges: string;
-  /** Log mode: $1… one text[] per key column. Columns k0…kN (text) and c0…cN of the rows that exist. */
+  /** Log mode: $1… one text[] per key column. Columns c0…cN and k0…kN (text) of the rows that exist. */
   readRows: string;
+  /**
+   * readRows as `COPY (…) TO STDOUT` for these keys (the text of each key column of each), given
+   * as array literals: the rows read as bytes and their messages written from them
+   * (src/tables/copy-rows.ts), fields c0…cN, k0…kN.
+   */
+  copyReadRows(keys: ReadonlyArray<readonly string[]>): string;
   /** Rows pending ($1 table name): flagged rows not failed + change-log rows not failed. */
   countPending: string;
 }
@@ -344,12 +350,20 @@ export interface ProducerPlans {
 const failedFilter = (spec: TableSpec, alias: string, table = '$2') =>
   `NOT EXISTS (SELECT 1 FROM streamer_failed_rows f WHERE f.table_name = ${table} AND f.key = ${keyTextSql(spec, alias)})`;
 
-/** `(k1, k2) IN (SELECT … FROM unnest($1::text[], $2::text[]))`, the text cast back to each key's type. */
-function keyIn(spec: TableSpec, alias: string, firstParam = 1): string {
+/**
+ * `(k1, k2) IN (SELECT … FROM unnest($1::text[], $2::text[]))`, the text cast back to each key's
+ * type; `arrays`: the SQL of each text[] instead of the parameters.
+ */
+function keyIn(spec: TableSpec, alias: string, firstParam = 1, arrays?: string[]): string {
   const keys = keyCols(spec);
-  const params = keys.map((_, i) => `$${firstParam + i}::text[]`).join(', ');
+  const params = (arrays ?? keys.map((_, i) => `$${firstParam + i}::text[]`)).join(', ');
   const casts = keys.map((k, i) => `u.k${i}::${k.type}`).join(', ');
   return `(${keys.map((k) => `${alias}.${col(k)}`).join(', ')}) IN (SELECT ${casts} FROM unnest(${params}) AS u(${keys.map((_, i) => `k${i}`).join(', ')}))`;
+}
+
+/** A text[] literal of these values (none NULL): `{"a","b \"c\""}`. */
+export function arrayLiteral(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 }
 
 /** `(a, b)` for several values, `a` for one: a row comparison's side. */
@@ -443,12 +457,15 @@ SELECT c._version::text AS version, c._op AS op, ${keySelects.join(', ')}, CASE 
     return lead;
   };
   const deleteChanges = `DELETE FROM ${o.changes} WHERE _version = ANY($1::bigint[])`;
-  const readRows = `
-SELECT ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}, ${selects.join(', ')}
+  const readRowsSql = (keyIn: string) => `
+SELECT ${selects.join(', ')}, ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}
   FROM ${spec.qualified} t
- WHERE ${keyIn(spec, 't')}`;
+ WHERE ${keyIn}`;
+  const readRows = readRowsSql(keyIn(spec, 't'));
+  const copyReadRows = (keys: ReadonlyArray<readonly string[]>) =>
+    `COPY (${readRowsSql(keyIn(spec, 't', 1, keyCols(spec).map((_, i) => `${pgLiteral(arrayLiteral(keys.map((k) => k[i] as string)))}::text[]`)))}) TO STDOUT`;
   const pendingRows =
     spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
   const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c._op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
-  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, readRows, countPending };
+  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, readRows, copyReadRows, countPending };
 }

@@ -488,7 +488,7 @@ function copiedLast(source: TableSource, rows: CopyRows): string[] | undefined {
 function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], pending: Pending[]): void {
   const n = source.spec.keyColumns.length;
   const key = source.spec.columns.length;
-  const out = new ByteWriter(rows.bytes.length + rows.count * 64);
+  const out = new ByteWriter(rows.size + rows.count * 64);
   const spans = new Int32Array(rows.count * 2);
   for (let r = 0; r < rows.count; r++) {
     spans[2 * r] = writeUpsert(out, rows, r, source.writers, versions[r] as string);
@@ -527,7 +527,7 @@ function upsert(source: TableSource, row: Record<string, unknown>, version: stri
 async function settleChanges(client: pg.PoolClient, source: TableSource, changes: Record<string, string | null>[], publisher: Publisher): Promise<Pending[]> {
   const { spec } = source;
   const out: Pending[] = [];
-  const byKey = new Map<string, { keys: string[]; version: bigint; versions: string[] }>();
+  const byKey = new Map<string, { keys: string[]; version: string; versions: string[] }>();
   for (const c of changes) {
     const version = c.version as string;
     if (c.op === 'T') {
@@ -538,30 +538,48 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
       continue;
     }
     const key = c.key as string;
-    const entry = byKey.get(key) ?? { keys: spec.keyColumns.map((_, i) => c[`k${i}`] as string), version: 0n, versions: [] };
-    if (BigInt(version) > entry.version) entry.version = BigInt(version);
+    let entry = byKey.get(key);
+    if (!entry) byKey.set(key, (entry = { keys: spec.keyColumns.map((_, i) => c[`k${i}`] as string), version, versions: [] }));
+    else if (newerVersion(version, entry.version)) entry.version = version;
     entry.versions.push(version);
-    byKey.set(key, entry);
   }
   if (byKey.size === 0) return out;
   const entries = [...byKey.entries()];
-  const { rows } = await client.query<Record<string, unknown>>(source.plans.readRows, spec.keyColumns.map((_, i) => entries.map(([, e]) => e.keys[i])));
-  const present = new Map<string, Record<string, unknown>>();
-  for (const r of rows) present.set(JSON.stringify(spec.keyColumns.map((_, i) => r[`k${i}`])), r);
-  for (const [key, e] of entries) {
-    const row = present.get(JSON.stringify(e.keys));
-    if (row) {
-      row.key = key;
-      out.push(upsert(source, row, e.version.toString(), e.versions));
+  // The rows as they are now, read as bytes (copyReadRows: c0…cN, then the key columns' text).
+  const columns = spec.columns.length;
+  const width = spec.keyColumns.length;
+  const rows = new CopyRows(columns + width);
+  await copyOut(client, source.plans.copyReadRows(entries.map(([, e]) => e.keys)), (row) => rows.add(row));
+  const present = new Map<string, number>();
+  for (let r = 0; r < rows.count; r++) {
+    present.set(width === 1 ? (rows.text(r, columns) as string) : Array.from({ length: width }, (_, i) => rows.text(r, columns + i)).join('\0'), r);
+  }
+  const writer = new ByteWriter(rows.size + rows.count * 64);
+  const spans = new Int32Array(entries.length * 2).fill(-1);
+  for (const [i, [, e]] of entries.entries()) {
+    const r = present.get(width === 1 ? (e.keys[0] as string) : e.keys.join('\0'));
+    if (r === undefined) continue;
+    spans[2 * i] = writeUpsert(writer, rows, r, source.writers, e.version);
+    spans[2 * i + 1] = writer.at;
+  }
+  for (const [i, [key, e]] of entries.entries()) {
+    if (spans[2 * i] !== -1) {
+      // Views into one buffer, made once it has stopped growing.
+      out.push({ message: { key, value: writer.buf.subarray(spans[2 * i], spans[2 * i + 1]) }, key, versions: e.versions });
     } else {
-      const fragments = spec.keyColumns.map((k, i) => {
+      const fragments = spec.keyColumns.map((k, j) => {
         const idx = spec.columns.findIndex((c) => c.name === k);
-        return (source.encoders[idx] as (v: unknown) => string)(e.keys[i]);
+        return (source.encoders[idx] as (v: unknown) => string)(e.keys[j]);
       });
-      out.push({ message: { key, value: encodeValue(spec.keyColumns, fragments, 'delete', e.version.toString()) }, key, versions: e.versions });
+      out.push({ message: { key, value: encodeValue(spec.keyColumns, fragments, 'delete', e.version) }, key, versions: e.versions });
     }
   }
   return out;
+}
+
+/** `a` > `b`, both versions as decimal text without leading zeros (a BigInt of each was part of the change-log sweep's cost). */
+function newerVersion(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a > b;
 }
 
 /** Changes not yet published, per table. */

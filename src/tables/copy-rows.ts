@@ -37,6 +37,11 @@ export class CopyRows {
     return this.rows;
   }
 
+  /** Bytes of the rows held. */
+  get size(): number {
+    return this.used;
+  }
+
   /** A row as a CopyData message carries it (the newline included). Throws if it does not have `fields` fields. */
   add(row: Buffer): void {
     if (this.used + row.length > this.data.length) {

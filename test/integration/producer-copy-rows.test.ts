@@ -10,7 +10,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { copyOut } from '../../src/capture/copy-out.js';
 import { createPool } from '../../src/capture/db.js';
 import { loadSources, type TableSource } from '../../src/capture/producer.js';
-import { PRODUCER_BEGIN } from '../../src/capture/plans.js';
+import { PRODUCER_BEGIN, producerPlans } from '../../src/capture/plans.js';
+import { tableConfigs } from '../../src/config/tables.js';
+import { buildSpec, readCatalog } from '../../src/tables/introspect.js';
 import { createLogger } from '../../src/common/logger.js';
 import { encodeFields } from '../../src/tables/codec.js';
 import { ByteWriter, CopyRows, writeUpsert } from '../../src/tables/copy-rows.js';
@@ -124,5 +126,28 @@ it('a COPY takes part in node-postgres’s query_timeout: it ends its read timer
     c.release(true);
   } finally {
     await slow.end();
+  }
+});
+
+it('the change-log path reads rows by keys that need escaping in an array literal (quote, backslash, comma, braces, apostrophe, Unicode)', async () => {
+  const keys = ['plain', 'a "quoted" key', 'back\\slash', 'comma, and {braces}', "it's", 'ünï ✓', ' spaced ', 'NULL'];
+  await withPg(iso.config, async (c) => {
+    await c.query('CREATE TABLE text_keys (k text PRIMARY KEY, v int)');
+    await c.query('INSERT INTO text_keys SELECT k, ord FROM unnest($1::text[]) WITH ORDINALITY AS u(k, ord)', [keys]);
+  });
+  const config = tableConfigs({ STREAMER_TABLES: 'public.text_keys' })[0]!;
+  const spec = buildSpec(config, await withPg(iso.config, (c) => readCatalog(c, 'public', 'text_keys')));
+  const plans = producerPlans(spec);
+  const pool = createPool(iso.config, createLogger({ level: 'silent' }), 'streamer-copy-test');
+  const client = await pool.connect();
+  try {
+    const rows = new CopyRows(spec.columns.length + 1);
+    // Every key asked for, and one that is not there.
+    expect(await copyOut(client, plans.copyReadRows([...keys, 'absent'].map((k) => [k])), (row) => rows.add(row))).toBe(keys.length);
+    const found = Array.from({ length: rows.count }, (_, r) => [rows.text(r, spec.columns.length), rows.text(r, 0), rows.text(r, 1)]);
+    expect(found.sort()).toEqual(keys.map((k, i) => [k, k, String(i + 1)]).sort());
+  } finally {
+    client.release();
+    await pool.end();
   }
 });
