@@ -334,12 +334,10 @@ export interface ProducerPlans {
   leadClaim(limit: number, table: string): LeadClaim;
   /** $1 bigint[]: the change-log rows published. */
   deleteChanges: string;
-  /** Log mode: $1… one text[] per key column. Columns c0…cN and k0…kN (text) of the rows that exist. */
-  readRows: string;
   /**
-   * readRows as `COPY (…) TO STDOUT` for these keys (the text of each key column of each), given
-   * as array literals: the rows read as bytes and their messages written from them
-   * (src/tables/copy-rows.ts), fields c0…cN, k0…kN.
+   * Log mode: the rows of these keys (the text of each key column of each) that exist, as `COPY
+   * (…) TO STDOUT`, the keys as text[] literals: fields c0…cN, then k0…kN (text). The rows are
+   * read as bytes and their messages written from them (src/tables/copy-rows.ts).
    */
   copyReadRows(keys: ReadonlyArray<readonly string[]>): string;
   /** Rows pending ($1 table name): flagged rows not failed + change-log rows not failed. */
@@ -354,9 +352,9 @@ const failedFilter = (spec: TableSpec, alias: string, table = '$2') =>
  * `(k1, k2) IN (SELECT … FROM unnest($1::text[], $2::text[]))`, the text cast back to each key's
  * type; `arrays`: the SQL of each text[] instead of the parameters.
  */
-function keyIn(spec: TableSpec, alias: string, firstParam = 1, arrays?: string[]): string {
+function keyIn(spec: TableSpec, alias: string, arrays?: string[]): string {
   const keys = keyCols(spec);
-  const params = (arrays ?? keys.map((_, i) => `$${firstParam + i}::text[]`)).join(', ');
+  const params = (arrays ?? keys.map((_, i) => `$${1 + i}::text[]`)).join(', ');
   const casts = keys.map((k, i) => `u.k${i}::${k.type}`).join(', ');
   return `(${keys.map((k) => `${alias}.${col(k)}`).join(', ')}) IN (SELECT ${casts} FROM unnest(${params}) AS u(${keys.map((_, i) => `k${i}`).join(', ')}))`;
 }
@@ -457,15 +455,12 @@ SELECT c._version::text AS version, c._op AS op, ${keySelects.join(', ')}, CASE 
     return lead;
   };
   const deleteChanges = `DELETE FROM ${o.changes} WHERE _version = ANY($1::bigint[])`;
-  const readRowsSql = (keyIn: string) => `
+  const copyReadRows = (keys: ReadonlyArray<readonly string[]>) => `COPY (
 SELECT ${selects.join(', ')}, ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}
   FROM ${spec.qualified} t
- WHERE ${keyIn}`;
-  const readRows = readRowsSql(keyIn(spec, 't'));
-  const copyReadRows = (keys: ReadonlyArray<readonly string[]>) =>
-    `COPY (${readRowsSql(keyIn(spec, 't', 1, keyCols(spec).map((_, i) => `${pgLiteral(arrayLiteral(keys.map((k) => k[i] as string)))}::text[]`)))}) TO STDOUT`;
+ WHERE ${keyIn(spec, 't', keyCols(spec).map((_, i) => `${pgLiteral(arrayLiteral(keys.map((k) => k[i] as string)))}::text[]`))}) TO STDOUT`;
   const pendingRows =
     spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
   const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c._op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
-  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, readRows, copyReadRows, countPending };
+  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, copyReadRows, countPending };
 }

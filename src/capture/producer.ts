@@ -91,7 +91,7 @@ export interface TableSource {
   plans: ProducerPlans;
   /** The columns as JSON member starts (`"id":`), in the order of the SQL's c0…cN. */
   prefixes: string[];
-  /** The claim's and readRows' result fields of the columns: c0…cN. */
+  /** The first batch's claim's result fields of the columns: c0…cN. */
   fields: string[];
   encoders: Array<(v: unknown) => string>;
   /** The columns as the backlog path (plans.copyClaim) writes them from their bytes, c0…cN. */
