@@ -305,12 +305,12 @@ export interface ProducerPlans {
   /**
    * What a batch runs after its row claim, in order and under the table's BatchOrder, as one
    * multi-statement query (one round trip instead of three, on the live path; values as literals,
-   * which such a query needs): `versions` versions ascending, in one row and column, v, as
-   * `7,8,9` (NULL for none: 5,000 rows cost the producer ~1 µs each, one text ~0.2) — those of the rows the flag
-   * claim locked (see "Versions" above: taken in claim order, while the claims themselves run side
-   * by side); the change-log claim (claimChanges; with `afterVersion`, of the versions above it:
-   * the last a batch before claimed, see claimRowsAfter); the table's RECORDED_SHAPE, read after
-   * both claims.
+   * which such a query needs): `versions` versions ascending, as one text in one row, column v:
+   * `7,8,9`, NULL for none (5,000 versions cost the producer ~1 µs each as rows, ~0.2 as one text)
+   * — those of the rows the flag claim locked (see "Versions" above: taken in claim order, while
+   * the claims themselves run side by side); the change-log claim (claimChanges; with
+   * `afterVersion`, of the versions above it: the highest a batch before claimed, ClaimCursor in
+   * producer.ts); the table's RECORDED_SHAPE, read after both claims.
    */
   afterClaim(versions: number, limit: number, table: string, afterVersion?: string): string;
   /**
@@ -360,9 +360,7 @@ function keyIn(spec: TableSpec, alias: string, arrays?: string[]): string {
 }
 
 /** A text[] literal of these values (none NULL): `{"a","b \"c\""}`. */
-export function arrayLiteral(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
-}
+const arrayLiteral = (values: readonly string[]) => `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 
 /** `(a, b)` for several values, `a` for one: a row comparison's side. */
 const rowOf = (values: readonly string[]) => (values.length === 1 ? (values[0] as string) : `(${values.join(', ')})`);
@@ -405,7 +403,7 @@ export function producerPlans(spec: TableSpec): ProducerPlans {
     // column's value the claim starts after, and `last`: is_last in its RETURNING (copyClaim).
     claimRowsSql = (limit: string, table: string, o: { versions?: boolean; after?: string[]; last?: boolean } = {}) => `
 WITH c AS MATERIALIZED (
-  SELECT t.ctid AS tid, ${keyCols(spec).map((k, i) => `t.${col(k)} AS k${i}`).join(', ')}
+  SELECT t.ctid AS tid${o.last ? `, ${keyCols(spec).map((k, i) => `t.${col(k)} AS k${i}`).join(', ')}` : ''}
     FROM ${spec.qualified} t
    WHERE t.${flag} IS NOT TRUE${o.after ? ` AND ${rowOf(keyCols(spec).map((k) => `t.${col(k)}`))} > ${rowOf(o.after)}` : ''} AND ${failedFilter(spec, 't', table)}
    ORDER BY ${orderKeys}

@@ -2,7 +2,7 @@
  * Rows read with `COPY (…) TO STDOUT` (text format) kept as their bytes, and their upsert messages
  * written from those bytes: the producer's backlog path (issue 14). Read as rows, node-postgres
  * made a string of every field and an object of every row, and the message was joined from
- * strings and encoded again as UTF-8 — more than half the producer's CPU per row in the sweep.
+ * strings and encoded again as UTF-8 — about half the producer's CPU per row in the sweep.
  *
  * The message is the same, byte for byte, as the row path's (src/tables/codec.ts encodeFields with
  * the mappings' `encode`): a field is written from its bytes only when its text is plain (WireKind
@@ -54,7 +54,7 @@ export class CopyRows {
     this.used += row.length;
     const per = this.fields + 1;
     if ((this.rows + 1) * per > this.bounds.length) {
-      const bigger = new Int32Array(this.bounds.length * 2);
+      const bigger = new Int32Array(Math.max(this.bounds.length * 2, (this.rows + 1) * per));
       bigger.set(this.bounds);
       this.bounds = bigger;
     }
@@ -137,7 +137,11 @@ function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, at: num
   return n;
 }
 
-/** A growing output buffer of many messages; `take` hands out each message's bytes as a view. */
+/**
+ * A growing output buffer of many messages. Callers note where each message starts and ends, and
+ * take views of `buf` only once the last is written (a view taken before it grows would be of the
+ * old buffer: still right, but a second copy kept alive).
+ */
 export class ByteWriter {
   buf: Buffer;
   at = 0;
