@@ -47,7 +47,8 @@ import { shapeOf } from './pg-migrate.js';
 import { PRODUCER_BEGIN, producerPlans, RECORDED_SHAPE, type PreparedStatement, type ProducerPlans } from './plans.js';
 import { createPublisher, type Publisher } from './publisher.js';
 import { copyOut } from './copy-out.js';
-import { ByteWriter, CopyRows, writeUpsert, type ColumnWriter } from '../tables/copy-rows.js';
+import { ByteBuffer } from '../common/bytes.js';
+import { CopyRows, writeUpsert, type ColumnWriter } from '../tables/copy-rows.js';
 
 export interface BatchResult {
   claimed: number;
@@ -488,11 +489,11 @@ function copiedLast(source: TableSource, rows: CopyRows): string[] | undefined {
 function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], pending: Pending[]): void {
   const n = source.spec.keyColumns.length;
   const key = source.spec.columns.length;
-  const out = new ByteWriter(rows.size + rows.count * 64);
+  const out = new ByteBuffer(rows.size + rows.count * 64);
   const spans = new Int32Array(rows.count * 2);
   for (let r = 0; r < rows.count; r++) {
     spans[2 * r] = writeUpsert(out, rows, r, source.writers, versions[r] as string);
-    spans[2 * r + 1] = out.at;
+    spans[2 * r + 1] = out.length;
   }
   for (let r = 0; r < rows.count; r++) {
     const text = rows.text(r, key) as string;
@@ -554,13 +555,13 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   for (let r = 0; r < rows.count; r++) {
     present.set(width === 1 ? (rows.text(r, columns) as string) : Array.from({ length: width }, (_, i) => rows.text(r, columns + i)).join('\0'), r);
   }
-  const writer = new ByteWriter(rows.size + rows.count * 64);
+  const writer = new ByteBuffer(rows.size + rows.count * 64);
   const spans = new Int32Array(entries.length * 2).fill(-1);
   for (const [i, [, e]] of entries.entries()) {
     const r = present.get(width === 1 ? (e.keys[0] as string) : e.keys.join('\0'));
     if (r === undefined) continue;
     spans[2 * i] = writeUpsert(writer, rows, r, source.writers, e.version);
-    spans[2 * i + 1] = writer.at;
+    spans[2 * i + 1] = writer.length;
   }
   for (const [i, [key, e]] of entries.entries()) {
     if (spans[2 * i] !== -1) {

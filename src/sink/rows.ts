@@ -11,6 +11,7 @@
  * test/unit/sink-fast-rows.test.ts holds them to. A value a codec refuses, or anything odd, makes
  * row() return null: the message then goes the slow way, which refuses it with its reason.
  */
+import { ByteBuffer } from '../common/bytes.js';
 import type { ChCodec } from '../tables/ch-types.js';
 import { Refused } from '../tables/ch-types.js';
 import { isRealDateTime } from '../tables/timestamps.js';
@@ -38,52 +39,8 @@ export interface Row<T> {
   ref: T;
 }
 
-/** A growing byte buffer: the TabSeparated body of one write. */
-export class Body {
-  buf: Buffer;
-  length = 0;
-
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(capacity, 1024));
-  }
-
-  reserve(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
-    this.buf.copy(grown, 0, 0, this.length);
-    this.buf = grown;
-  }
-
-  /** Text of code points below 0x80 only. */
-  ascii(s: string): void {
-    this.reserve(s.length);
-    const buf = this.buf;
-    let w = this.length;
-    for (let i = 0; i < s.length; i++) buf[w++] = s.charCodeAt(i);
-    this.length = w;
-  }
-
-  utf8(s: string): void {
-    this.reserve(s.length * 3);
-    this.length += this.buf.write(s, this.length, 'utf8');
-  }
-
-  byte(b: number): void {
-    this.reserve(1);
-    this.buf[this.length++] = b;
-  }
-
-  copy(src: Uint8Array, from: number, to: number): void {
-    this.reserve(to - from);
-    const buf = this.buf;
-    let w = this.length;
-    if (to - from > 48) {
-      buf.set(src.subarray(from, to), w);
-      w += to - from;
-    } else for (let i = from; i < to; i++) buf[w++] = src[i] as number;
-    this.length = w;
-  }
-
+/** The TabSeparated body of one write (a ByteBuffer), and the bytes of some of its lines. */
+export class Body extends ByteBuffer {
   /** The insert body of `rows` (lines of this Body): the written bytes as they are when the rows are all of them, in order. */
   of(rows: readonly Row<unknown>[]): Buffer {
     let whole = rows.length > 0 && (rows[0] as Row<unknown>).start === 0 && (rows[rows.length - 1] as Row<unknown>).end === this.length;

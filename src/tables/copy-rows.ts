@@ -16,6 +16,7 @@
  * written `\\ \n \r \t \b \f \v`, and nothing else is escaped (PostgreSQL's documentation: "COPY TO
  * will never emit an octal or hex-digits backslash sequence").
  */
+import type { ByteBuffer } from '../common/bytes.js';
 import type { WireKind } from './pg-types.js';
 
 const TAB = 9;
@@ -125,56 +126,6 @@ export function unescapeCopy(data: Buffer, start: number, end: number): string {
   return Buffer.concat(parts).toString('utf8');
 }
 
-/**
- * `src[start, end)` into `dst` at `at`; returns the bytes copied. A loop for short runs: Buffer#copy
- * costs ~100 ns a call in Node 20 whatever the length, more than most fields of a row (it was
- * the sweep's biggest cost after garbage collection when every field was copied that way).
- */
-function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
-  const n = end - start;
-  if (n > 48) return src.copy(dst, at, start, end);
-  for (let i = 0; i < n; i++) dst[at + i] = src[start + i] as number;
-  return n;
-}
-
-/**
- * A growing output buffer of many messages. Callers note where each message starts and ends, and
- * take views of `buf` only once the last is written (a view taken before it grows would be of the
- * old buffer: still right, but a second copy kept alive).
- */
-export class ByteWriter {
-  buf: Buffer;
-  at = 0;
-
-  constructor(size = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  ensure(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
-    this.buf.copy(bigger, 0, 0, this.at);
-    this.buf = bigger;
-  }
-
-  /** ASCII or UTF-8 text. */
-  text(s: string): void {
-    this.ensure(s.length * 3);
-    this.at += this.buf.write(s, this.at, 'utf8');
-  }
-
-  /** Text of ASCII characters only (a version's digits). */
-  ascii(s: string): void {
-    this.ensure(s.length);
-    for (let i = 0; i < s.length; i++) this.buf[this.at++] = s.charCodeAt(i);
-  }
-
-  bytes(src: Buffer, start: number, end: number): void {
-    this.ensure(end - start);
-    this.at += copyBytes(src, start, end, this.buf, this.at);
-  }
-}
-
 /** How a column of a table is written: its member start (`"id":`) as bytes, its kind, and the row path's encode. */
 export interface ColumnWriter {
   prefix: Buffer;
@@ -209,7 +160,7 @@ function digits(data: Buffer, start: number, end: number): boolean {
  * `YYYY-MM-DD HH:MM:SS[.f{1,6}][+00]` written as normalizeTimestamp() + jsonText() write it
  * (`"YYYY-MM-DD HH:MM:SS.ffffff"`); false, writing nothing, for any other text.
  */
-function writeTimestamp(out: ByteWriter, data: Buffer, start: number, end: number): boolean {
+function writeTimestamp(out: ByteBuffer, data: Buffer, start: number, end: number): boolean {
   const n = end - start;
   if (n < 19) return false;
   for (let i = 0; i < 19; i++) {
@@ -230,39 +181,36 @@ function writeTimestamp(out: ByteWriter, data: Buffer, start: number, end: numbe
   if (i < end) {
     if (end - i !== 3 || data[i] !== 43 || data[i + 1] !== 48 || data[i + 2] !== 48) return false; // +00
   }
-  out.ensure(28);
-  const buf = out.buf;
-  buf[out.at++] = QUOTE;
-  out.at += copyBytes(data, start, start + 19, buf, out.at);
-  buf[out.at++] = 46;
-  out.at += copyBytes(data, start + 20, start + 20 + fraction, buf, out.at);
-  for (let k = fraction; k < 6; k++) buf[out.at++] = 48;
-  buf[out.at++] = QUOTE;
+  out.byte(QUOTE);
+  out.copy(data, start, start + 19);
+  out.byte(46);
+  out.copy(data, start + 20, start + 20 + fraction);
+  for (let k = fraction; k < 6; k++) out.byte(48);
+  out.byte(QUOTE);
   return true;
 }
 
 /** Writes field `field` of row `row` as the row path's `encode` would; NULL as null. */
-export function writeField(out: ByteWriter, rows: CopyRows, row: number, field: number, w: ColumnWriter): void {
+export function writeField(out: ByteBuffer, rows: CopyRows, row: number, field: number, w: ColumnWriter): void {
   const data = rows.bytes;
   const start = rows.start(row, field);
   const end = rows.end(row, field);
-  if (rows.isNull(row, field)) return out.bytes(NULL, 0, 4);
+  if (rows.isNull(row, field)) return out.copy(NULL, 0, 4);
   switch (w.wire) {
     case 'digits':
-      if (digits(data, start, end)) return out.bytes(data, start, end);
+      if (digits(data, start, end)) return out.copy(data, start, end);
       break;
     case 'bool':
-      if (end - start === 1 && (data[start] === 116 || data[start] === 102)) return out.bytes(data[start] === 116 ? TRUE : FALSE, 0, data[start] === 116 ? 4 : 5);
+      if (end - start === 1 && (data[start] === 116 || data[start] === 102)) return out.copy(data[start] === 116 ? TRUE : FALSE, 0, data[start] === 116 ? 4 : 5);
       break;
     case 'timestamp':
       if (writeTimestamp(out, data, start, end)) return;
       break;
     case 'string':
       if (plain(data, start, end)) {
-        out.ensure(end - start + 2);
-        out.buf[out.at++] = QUOTE;
-        out.at += copyBytes(data, start, end, out.buf, out.at);
-        out.buf[out.at++] = QUOTE;
+        out.byte(QUOTE);
+        out.copy(data, start, end);
+        out.byte(QUOTE);
         return;
       }
       break;
@@ -270,29 +218,26 @@ export function writeField(out: ByteWriter, rows: CopyRows, row: number, field: 
       break;
   }
   const text = unescapeCopy(data, start, end);
-  out.text(w.encode(w.wire === 'json' ? JSON.parse(text) : text));
+  out.utf8(w.encode(w.wire === 'json' ? JSON.parse(text) : text));
 }
 
 const OP_UPSERT = Buffer.from('"_op":"upsert","_version":');
 
 /**
  * Row `row`'s upsert message, `{"a":1,…,"_op":"upsert","_version":7}` (encodeFields' bytes), its
- * columns in fields 0…N; returns where it starts (it ends at out.at).
+ * columns in fields 0…N; returns where it starts (it ends at out.length).
  */
-export function writeUpsert(out: ByteWriter, rows: CopyRows, row: number, columns: readonly ColumnWriter[], version: string): number {
-  const from = out.at;
-  out.ensure(1);
-  out.buf[out.at++] = 123; // {
+export function writeUpsert(out: ByteBuffer, rows: CopyRows, row: number, columns: readonly ColumnWriter[], version: string): number {
+  const from = out.length;
+  out.byte(123); // {
   for (let i = 0; i < columns.length; i++) {
     const w = columns[i] as ColumnWriter;
-    out.bytes(w.prefix, 0, w.prefix.length);
+    out.copy(w.prefix, 0, w.prefix.length);
     writeField(out, rows, row, i, w);
-    out.ensure(1);
-    out.buf[out.at++] = 44; // ,
+    out.byte(44); // ,
   }
-  out.bytes(OP_UPSERT, 0, OP_UPSERT.length);
+  out.copy(OP_UPSERT, 0, OP_UPSERT.length);
   out.ascii(version);
-  out.ensure(1);
-  out.buf[out.at++] = 125; // }
+  out.byte(125); // }
   return from;
 }

@@ -15,7 +15,8 @@ import { tableConfigs } from '../../src/config/tables.js';
 import { buildSpec, readCatalog } from '../../src/tables/introspect.js';
 import { createLogger } from '../../src/common/logger.js';
 import { encodeFields } from '../../src/tables/codec.js';
-import { ByteWriter, CopyRows, writeUpsert } from '../../src/tables/copy-rows.js';
+import { ByteBuffer } from '../../src/common/bytes.js';
+import { CopyRows, writeUpsert } from '../../src/tables/copy-rows.js';
 import { EVERY_TYPE_DDL, EVERY_TYPE_ROWS } from '../support/every-type.js';
 import { isolate, type Isolated } from '../support/isolation.js';
 import { withPg } from '../support/pg.js';
@@ -65,13 +66,13 @@ it('every type, both paths: the same message bytes and key for each claimed row;
     const copied = new CopyRows(source.copyFields);
     expect(await copyOut(client, source.plans.copyClaim!(100, source.name), (row) => copied.add(row))).toBe(12);
     await client.query('ROLLBACK');
-    const out = new ByteWriter();
+    const out = new ByteBuffer(0);
     const byCopy = new Map<string, string>();
     const last: string[] = [];
     for (let r = 0; r < copied.count; r++) {
       const from = writeUpsert(out, copied, r, source.writers, '7');
       const key = copied.text(r, source.spec.columns.length) as string;
-      byCopy.set(key, out.buf.toString('utf8', from, out.at));
+      byCopy.set(key, out.buf.toString('utf8', from, out.length));
       if (copied.isTrue(r, source.copyFields - 1)) last.push(key);
     }
     expect(byRows.size).toBe(12);

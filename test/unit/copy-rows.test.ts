@@ -4,7 +4,8 @@
 // real PostgreSQL output: test/integration/producer-copy-rows.test.ts.
 import { describe, expect, it } from 'vitest';
 import { encodeFields, fieldPrefixes } from '../../src/tables/codec.js';
-import { ByteWriter, CopyRows, unescapeCopy, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
+import { ByteBuffer } from '../../src/common/bytes.js';
+import { CopyRows, unescapeCopy, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
 import { mapColumn, type ColumnMapping } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
 import { column, type ColumnDef } from './support/specs.js';
@@ -124,9 +125,9 @@ describe('upsert messages written from COPY rows', () => {
         rows.add(Buffer.from(`${[...values, key].map(copyText).join('\t')}\t${k === 7 ? 't' : 'f'}\n`));
         expected.push(rowPath(values, String(1000 + k)));
       }
-      const out = new ByteWriter(16); // small: it has to grow
+      const out = new ByteBuffer(16); // small (1 KiB): it has to grow
       const spans: number[] = [];
-      for (let k = 0; k < rows.count; k++) spans.push(writeUpsert(out, rows, k, writers, String(1000 + k)), out.at);
+      for (let k = 0; k < rows.count; k++) spans.push(writeUpsert(out, rows, k, writers, String(1000 + k)), out.length);
       for (let k = 0; k < rows.count; k++) {
         const got = out.buf.subarray(spans[2 * k], spans[2 * k + 1]);
         expect(got.toString(), `seed ${seed} row ${k}`).toBe(expected[k]?.toString());
