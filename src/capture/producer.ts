@@ -47,8 +47,7 @@ import { shapeOf } from './pg-migrate.js';
 import { PRODUCER_BEGIN, producerPlans, RECORDED_SHAPE, type PreparedStatement, type ProducerPlans } from './plans.js';
 import { createPublisher, type Publisher } from './publisher.js';
 import { copyOut } from './copy-out.js';
-import { ByteBuffer } from '../common/bytes.js';
-import { CopyRows, writeUpsert, type ColumnWriter } from '../tables/copy-rows.js';
+import { CopyRows, upsertValues, type ColumnWriter } from '../tables/copy-rows.js';
 
 export interface BatchResult {
   claimed: number;
@@ -476,30 +475,23 @@ function moveCursor(cursor: ClaimCursor | undefined, past: NonNullable<ClaimCurs
 
 /** The key columns' text of the copyClaim row that is_last marks. */
 function copiedLast(source: TableSource, rows: CopyRows): string[] | undefined {
-  const n = source.spec.keyColumns.length;
-  const key = source.spec.columns.length; // c0…cN, then key
-  for (let r = rows.count - 1; r >= 0; r--) {
-    if (!rows.isTrue(r, source.copyFields - 1)) continue;
-    return n === 1 ? [rows.text(r, key) as string] : Array.from({ length: n }, (_, i) => rows.text(r, key + 1 + i) as string);
-  }
+  for (let r = rows.count - 1; r >= 0; r--) if (rows.isTrue(r, source.copyFields - 1)) return copiedKeys(source, rows, r);
   return undefined;
+}
+
+/** The key columns' text of a copyClaim row: `key` for one column, else k0…kN. */
+function copiedKeys(source: TableSource, rows: CopyRows, r: number): string[] {
+  const n = source.spec.keyColumns.length;
+  return rows.texts(r, source.spec.columns.length + (n === 1 ? 0 : 1), n);
 }
 
 /** copyClaim rows → their upsert messages (the same bytes upsert() makes of the same rows read as rows). */
 function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], pending: Pending[]): void {
-  const n = source.spec.keyColumns.length;
-  const key = source.spec.columns.length;
-  const out = new ByteBuffer(rows.size + rows.count * 64);
-  const spans = new Int32Array(rows.count * 2);
+  const values = upsertValues(rows, source.writers, Array.from({ length: rows.count }, (_, r) => r), versions);
+  const one = source.spec.keyColumns.length === 1;
   for (let r = 0; r < rows.count; r++) {
-    spans[2 * r] = writeUpsert(out, rows, r, source.writers, versions[r] as string);
-    spans[2 * r + 1] = out.length;
-  }
-  for (let r = 0; r < rows.count; r++) {
-    const text = rows.text(r, key) as string;
-    const claimed = n === 1 ? CLAIMED : { keys: Array.from({ length: n }, (_, i) => rows.text(r, key + 1 + i) as string) };
-    // Views into one buffer, made once it has stopped growing.
-    pending.push({ message: { key: text, value: out.buf.subarray(spans[2 * r], spans[2 * r + 1]) }, key: text, versions: NO_VERSIONS, claimed });
+    const key = rows.text(r, source.spec.columns.length) as string;
+    pending.push({ message: { key, value: values[r] as Buffer }, key, versions: NO_VERSIONS, claimed: one ? CLAIMED : { keys: copiedKeys(source, rows, r) } });
   }
 }
 
@@ -552,21 +544,13 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   const rows = new CopyRows(columns + width);
   await copyOut(client, source.plans.copyReadRows(entries.map(([, e]) => e.keys)), (row) => rows.add(row));
   const present = new Map<string, number>();
-  for (let r = 0; r < rows.count; r++) {
-    present.set(width === 1 ? (rows.text(r, columns) as string) : Array.from({ length: width }, (_, i) => rows.text(r, columns + i)).join('\0'), r);
-  }
-  const writer = new ByteBuffer(rows.size + rows.count * 64);
-  const spans = new Int32Array(entries.length * 2).fill(-1);
-  for (const [i, [, e]] of entries.entries()) {
-    const r = present.get(width === 1 ? (e.keys[0] as string) : e.keys.join('\0'));
-    if (r === undefined) continue;
-    spans[2 * i] = writeUpsert(writer, rows, r, source.writers, e.version);
-    spans[2 * i + 1] = writer.length;
-  }
+  for (let r = 0; r < rows.count; r++) present.set(width === 1 ? (rows.text(r, columns) as string) : rows.texts(r, columns, width).join('\0'), r);
+  const picks = entries.map(([, e]) => present.get(width === 1 ? (e.keys[0] as string) : e.keys.join('\0')) ?? -1);
+  const values = upsertValues(rows, source.writers, picks, entries.map(([, e]) => e.version));
   for (const [i, [key, e]] of entries.entries()) {
-    if (spans[2 * i] !== -1) {
-      // Views into one buffer, made once it has stopped growing.
-      out.push({ message: { key, value: writer.buf.subarray(spans[2 * i], spans[2 * i + 1]) }, key, versions: e.versions });
+    const value = values[i];
+    if (value) {
+      out.push({ message: { key, value }, key, versions: e.versions });
     } else {
       const fragments = spec.keyColumns.map((k, j) => {
         const idx = spec.columns.findIndex((c) => c.name === k);

@@ -16,7 +16,7 @@
  * written `\\ \n \r \t \b \f \v`, and nothing else is escaped (PostgreSQL's documentation: "COPY TO
  * will never emit an octal or hex-digits backslash sequence").
  */
-import type { ByteBuffer } from '../common/bytes.js';
+import { ByteBuffer } from '../common/bytes.js';
 import type { WireKind } from './pg-types.js';
 
 const TAB = 9;
@@ -91,6 +91,11 @@ export class CopyRows {
   text(row: number, field: number): string | null {
     if (this.isNull(row, field)) return null;
     return unescapeCopy(this.data, this.start(row, field), this.end(row, field));
+  }
+
+  /** The values of `n` fields from `field` on, as text() reads each (the key columns' text). */
+  texts(row: number, field: number, n: number): string[] {
+    return Array.from({ length: n }, (_, i) => this.text(row, field + i) as string);
   }
 
   /** The field is `t` (a boolean true). */
@@ -240,4 +245,20 @@ export function writeUpsert(out: ByteBuffer, rows: CopyRows, row: number, column
   out.ascii(version);
   out.byte(125); // }
   return from;
+}
+
+/**
+ * The upsert messages of rows `picks[i]` (a row index; -1: none) at `versions[i]`, written into one
+ * buffer: views of it (null where no row), taken once it has stopped growing.
+ */
+export function upsertValues(rows: CopyRows, columns: readonly ColumnWriter[], picks: ArrayLike<number>, versions: readonly string[]): Array<Buffer | null> {
+  const out = new ByteBuffer(rows.size + rows.count * 64);
+  const spans = new Int32Array(picks.length * 2);
+  for (let i = 0; i < picks.length; i++) {
+    const r = picks[i] as number;
+    if (r < 0) continue;
+    spans[2 * i] = writeUpsert(out, rows, r, columns, versions[i] as string);
+    spans[2 * i + 1] = out.length;
+  }
+  return Array.from({ length: picks.length }, (_, i) => ((picks[i] as number) < 0 ? null : out.buf.subarray(spans[2 * i], spans[2 * i + 1])));
 }
