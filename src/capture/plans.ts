@@ -24,8 +24,15 @@ import { mapColumn, type PgColumn } from '../tables/pg-types.js';
 import { capabilities } from '../tables/server.js';
 import { captureObjects, type TableSpec } from '../tables/spec.js';
 
-/** Begins the producer's batch transaction: its own updates (mark sent) wake nobody. */
-export const PRODUCER_BEGIN = "BEGIN; SET LOCAL streamer.producer = 'on'";
+/**
+ * Begins the producer's batch transaction: its own updates (mark sent) wake nobody, and no
+ * statement of it is JIT-compiled. The claims' plans estimate the whole pending backlog under
+ * their LIMIT, so on a large backlog their cost passed jit_above_cost (100,000): PostgreSQL then
+ * compiled each batch's statement anew (its SQL holds literals, so no plan is reused) — in a
+ * change-log sweep of 1,000,000 rows ~4 µs of PostgreSQL CPU per row, for statements that run in
+ * milliseconds (bench/README.md "2026-11-27 (one statement per change-log batch)").
+ */
+export const PRODUCER_BEGIN = "BEGIN; SET LOCAL streamer.producer = 'on'; SET LOCAL jit = off";
 
 /** The capture and columns `streamer migrate` recorded for a table ($1: its name). */
 export const RECORDED_SHAPE = 'SELECT capture, columns FROM streamer_tables WHERE table_name = $1';
@@ -340,6 +347,18 @@ export interface ProducerPlans {
    * read as bytes and their messages written from them (src/tables/copy-rows.ts).
    */
   copyReadRows(keys: ReadonlyArray<readonly string[]>): string;
+  /**
+   * Log mode, the batches after a drain's first: the change-log claim (claimChanges, after
+   * `afterVersion` as in afterClaim) and the rows as they are now of the keys it claimed, in ONE
+   * statement, `COPY (…) TO STDOUT`: the producer neither parses a row per change nor sends the
+   * keys back (copyReadRows). Null in flag mode (its batches claim the change log in afterClaim).
+   * A row per claimed change: c0…cN (the key's row as it is now; NULL when it has none), k0…kN
+   * (text), key, version, op `U` (the key's row is there), `D` (it is not) or `T` (a truncate
+   * marker: every other field NULL). A key changed several times comes once per change, with the
+   * same row: the producer keeps the highest version (producer.ts copiedChanges). Grouping in SQL
+   * instead (GROUP BY, string_agg) cost PostgreSQL more than the producer saved.
+   */
+  copyClaimChanges: ((limit: number, table: string, afterVersion?: string) => string) | null;
   /** Rows pending ($1 table name): flagged rows not failed + change-log rows not failed. */
   countPending: string;
 }
@@ -457,8 +476,23 @@ SELECT c._version::text AS version, c._op AS op, ${keySelects.join(', ')}, CASE 
 SELECT ${selects.join(', ')}, ${keyCols(spec).map((k, i) => `t.${col(k)}::text AS k${i}`).join(', ')}
   FROM ${spec.qualified} t
  WHERE ${keyIn(spec, 't', keyCols(spec).map((_, i) => `${pgLiteral(arrayLiteral(keys.map((k) => k[i] as string)))}::text[]`))}) TO STDOUT`;
+  const changeKeys = keyCols(spec).map(col);
+  const copyClaimChanges: ProducerPlans['copyClaimChanges'] =
+    spec.capture.kind === 'flag'
+      ? null
+      : (limit, table, afterVersion) => `COPY (
+WITH c AS MATERIALIZED (
+  SELECT c._version, c._op, ${changeKeys.map((k) => `c.${k}`).join(', ')}
+    FROM ${o.changes} c
+   WHERE ${afterVersion === undefined ? '' : `c._version > ${versionLiteral(afterVersion)} AND `}(c._op = 'T' OR ${failedFilter(spec, 'c', pgLiteral(table))})
+   ORDER BY c._version
+   LIMIT ${wholeNumber(limit)}
+     FOR UPDATE OF c SKIP LOCKED)
+SELECT ${selects.join(', ')}, ${changeKeys.map((k, i) => `c.${k} AS k${i}`).join(', ')}, ${keyTextSql(spec, 'c')} AS key, c._version::text AS version,
+       CASE WHEN c._op = 'T' THEN 'T' WHEN t.${changeKeys[0]} IS NULL THEN 'D' ELSE 'U' END AS op
+  FROM c LEFT JOIN ${spec.qualified} t ON c._op <> 'T' AND ${rowOf(keyCols(spec).map((k) => `t.${col(k)}`))} = ${rowOf(keyCols(spec).map((k) => `c.${col(k)}::${k.type}`))}) TO STDOUT`;
   const pendingRows =
     spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
   const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c._op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
-  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, copyReadRows, countPending };
+  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, copyReadRows, copyClaimChanges, countPending };
 }

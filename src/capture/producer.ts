@@ -98,6 +98,8 @@ export interface TableSource {
   writers: ColumnWriter[];
   /** Fields of a copyClaim row: c0…cN, key, k0…kN with several key columns, is_last. */
   copyFields: number;
+  /** Fields of a copyClaimChanges row: c0…cN, k0…kN, then CHANGE_FIELDS. */
+  changeFields: number;
   /** What streamer_tables must record for this source's SQL to be right (pg-migrate.ts shapeOf). */
   shape: { capture: string; columns: string };
 }
@@ -137,6 +139,7 @@ export function tableSource(spec: TableSpec): TableSource {
     encoders: mappings.map((m) => m.encode),
     writers: mappings.map((m, i) => ({ prefix: Buffer.from(prefixes[i] as string, 'utf8'), wire: m.wire, encode: m.encode })),
     copyFields: spec.columns.length + 1 + (spec.keyColumns.length === 1 ? 0 : spec.keyColumns.length) + 1,
+    changeFields: spec.columns.length + spec.keyColumns.length + CHANGE_FIELDS.length,
   };
 }
 
@@ -294,6 +297,7 @@ export async function drainBatch(
     let claimed = 0;
     let rows: Record<string, unknown>[] = [];
     let copied: CopyRows | undefined;
+    let claimedChanges: CopyRows | undefined;
     let changes: Record<string, string | null>[];
     let rowVersions: string[];
     let recorded: { capture: string; columns: string } | undefined;
@@ -328,11 +332,22 @@ export async function drainBatch(
       }
       const releaseClaim = await order?.claims.acquire();
       try {
-        const [versions, claimedChanges, shape] = (await client.query(plans.afterClaim(copied?.count ?? 0, batchSize, name, after?.version))) as unknown as [pg.QueryResult<{ v: string | null }>, pg.QueryResult<Record<string, string | null>>, pg.QueryResult<{ capture: string; columns: string }>];
-        rowVersions = versions.rows[0]?.v?.split(',') ?? [];
-        changes = claimedChanges.rows;
-        if (changes.length > 0) moveCursor(cursor, { version: (changes[changes.length - 1] as Record<string, string | null>).version as string });
-        recorded = shape.rows[0];
+        if (plans.copyClaimChanges) {
+          // Log mode: the change-log claim and the rows of its keys in one COPY, then the shape.
+          const rowsRead = (claimedChanges = new CopyRows(source.changeFields));
+          await copyOut(client, plans.copyClaimChanges(batchSize, name, after?.version), (row) => rowsRead.add(row));
+          const highest = highestVersion(source, rowsRead);
+          if (highest !== undefined) moveCursor(cursor, { version: highest });
+          recorded = (await client.query<{ capture: string; columns: string }>(RECORDED_SHAPE, [name])).rows[0];
+          rowVersions = [];
+          changes = [];
+        } else {
+          const [versions, claimed, shape] = (await client.query(plans.afterClaim(copied?.count ?? 0, batchSize, name, after?.version))) as unknown as [pg.QueryResult<{ v: string | null }>, pg.QueryResult<Record<string, string | null>>, pg.QueryResult<{ capture: string; columns: string }>];
+          rowVersions = versions.rows[0]?.v?.split(',') ?? [];
+          changes = claimed.rows;
+          if (changes.length > 0) moveCursor(cursor, { version: (changes[changes.length - 1] as Record<string, string | null>).version as string });
+          recorded = shape.rows[0];
+        }
         publishTurn = order?.publishes.acquire(); // in claim order
       } finally {
         releaseClaim?.();
@@ -352,6 +367,7 @@ export async function drainBatch(
     claimed += changes.length;
     const claimedAt = Date.now();
     pending.push(...(await settleChanges(client, source, changes, publisher)));
+    if (claimedChanges) claimed += await copiedChanges(source, claimedChanges, publisher, pending);
     if (pending.length === 0) {
       await client.query('COMMIT');
       return after ? { claimed: 0, published: 0, failed: 0, resumed: true } : { claimed: 0, published: 0, failed: 0 };
@@ -524,10 +540,7 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   for (const c of changes) {
     const version = c.version as string;
     if (c.op === 'T') {
-      for (const partition of await publisher.partitions(spec.topic)) {
-        // Each copy settles the log row only with the others: all of them carry its version.
-        out.push({ message: { key: null, value: encodeTruncate(version), partition }, key: null, versions: partition === 0 ? [version] : [] });
-      }
+      await truncateMarkers(spec, version, publisher, out);
       continue;
     }
     const key = c.key as string;
@@ -549,17 +562,91 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   const values = upsertValues(rows, source.writers, picks, entries.map(([, e]) => e.version));
   for (const [i, [key, e]] of entries.entries()) {
     const value = values[i];
-    if (value) {
-      out.push({ message: { key, value }, key, versions: e.versions });
-    } else {
-      const fragments = spec.keyColumns.map((k, j) => {
-        const idx = spec.columns.findIndex((c) => c.name === k);
-        return (source.encoders[idx] as (v: unknown) => string)(e.keys[j]);
-      });
-      out.push({ message: { key, value: encodeValue(spec.keyColumns, fragments, 'delete', e.version) }, key, versions: e.versions });
-    }
+    out.push({ message: { key, value: value ?? deleteValue(source, e.keys, e.version) }, key, versions: e.versions });
   }
   return out;
+}
+
+/** A truncate marker at `version` to every partition of the topic. */
+async function truncateMarkers(spec: TableSpec, version: string, publisher: Publisher, out: Pending[]): Promise<void> {
+  for (const partition of await publisher.partitions(spec.topic)) {
+    // Each copy settles the log row only with the others: all of them carry its version.
+    out.push({ message: { key: null, value: encodeTruncate(version), partition }, key: null, versions: partition === 0 ? [version] : [] });
+  }
+}
+
+/** The delete message of a key (the text of each key column) that has no row. */
+function deleteValue(source: TableSource, keys: readonly string[], version: string): Buffer {
+  const { spec } = source;
+  const fragments = spec.keyColumns.map((k, j) => {
+    const idx = spec.columns.findIndex((c) => c.name === k);
+    return (source.encoders[idx] as (v: unknown) => string)(keys[j]);
+  });
+  return encodeValue(spec.keyColumns, fragments, 'delete', version);
+}
+
+/** What a copyClaimChanges row holds after c0…cN and k0…kN (plans.copyClaimChanges). */
+const CHANGE_FIELDS = ['key', 'version', 'op'] as const;
+const changeField = (source: TableSource, f: (typeof CHANGE_FIELDS)[number]) => source.spec.columns.length + source.spec.keyColumns.length + CHANGE_FIELDS.indexOf(f);
+const OP_UPSERT = 85; // U: the key's row is there
+const OP_TRUNCATE = 84; // T
+
+/** The highest version a copyClaimChanges claim holds (undefined for none). */
+function highestVersion(source: TableSource, rows: CopyRows): string | undefined {
+  const field = changeField(source, 'version');
+  let highest: string | undefined;
+  for (let r = 0; r < rows.count; r++) {
+    const v = rows.text(r, field) as string;
+    if (highest === undefined || newerVersion(v, highest)) highest = v;
+  }
+  return highest;
+}
+
+/**
+ * copyClaimChanges rows → their messages, as settleChanges makes them of the same claim: per key,
+ * its row as it is now (an upsert) or a delete, at the highest version claimed for it, settling
+ * every version claimed for it; a truncate marker to every partition. Returns how many change-log
+ * rows the claim held.
+ */
+async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, out: Pending[]): Promise<number> {
+  const [keyAt, versionAt, opAt] = CHANGE_FIELDS.map((f) => changeField(source, f)) as [number, number, number];
+  const byKey = new Map<string, number>(); // key → its entry
+  const keys: string[] = [];
+  const rowOf: number[] = []; // the entry's row (any of its changes': they read the same row)
+  const picks: number[] = []; // the row if it is there (an upsert), else -1 (a delete)
+  const versions: string[] = []; // the highest version claimed for it
+  const settles: string[][] = [];
+  const truncates: string[] = [];
+  for (let r = 0; r < rows.count; r++) {
+    const version = rows.text(r, versionAt) as string;
+    const op = rows.bytes[rows.start(r, opAt)];
+    if (op === OP_TRUNCATE) {
+      truncates.push(version);
+      continue;
+    }
+    const key = rows.text(r, keyAt) as string;
+    const e = byKey.get(key);
+    if (e === undefined) {
+      byKey.set(key, keys.length);
+      keys.push(key);
+      rowOf.push(r);
+      picks.push(op === OP_UPSERT ? r : -1);
+      versions.push(version);
+      settles.push([version]);
+    } else {
+      (settles[e] as string[]).push(version);
+      if (newerVersion(version, versions[e] as string)) versions[e] = version;
+    }
+  }
+  // Truncate markers first, as settleChanges has them.
+  for (const version of truncates.sort((a, b) => (a === b ? 0 : newerVersion(a, b) ? 1 : -1))) await truncateMarkers(source.spec, version, publisher, out);
+  const values = upsertValues(rows, source.writers, picks, versions);
+  for (let e = 0; e < keys.length; e++) {
+    const key = keys[e] as string;
+    const value = values[e] ?? deleteValue(source, rows.texts(rowOf[e] as number, source.spec.columns.length, source.spec.keyColumns.length), versions[e] as string);
+    out.push({ message: { key, value }, key, versions: settles[e] as string[] });
+  }
+  return rows.count;
 }
 
 /** `a` > `b`, both versions as decimal text without leading zeros (a BigInt of each was part of the change-log sweep's cost). */

@@ -118,7 +118,8 @@ describe('producer plans', () => {
     expect(sql.slice(1)).toEqual(after.slice(1));
     expect(lead.text).toBe([LEAD_BEGIN, ...lead.statements.map((st) => `EXECUTE ${st.name}`)].join(';\n'));
     expect(LEAD_BEGIN.startsWith(`${PRODUCER_BEGIN}; `)).toBe(true);
-    expect(lead.before).toBe(4); // BEGIN, SET LOCAL × 3
+    expect(lead.before).toBe(5); // BEGIN, SET LOCAL × 4
+    expect(PRODUCER_BEGIN).toContain('SET LOCAL jit = off'); // a batch's statements are never JIT-compiled
     expect(lead.statements.map((st) => st.prepare.startsWith(`PREPARE ${st.name} AS `))).toEqual([true, true, true]);
     // Named after their text: another limit or shape gets other names for the claims (the shape
     // query reads the same row: one name); the same (limit, table), the same object.
@@ -134,6 +135,18 @@ describe('producer plans', () => {
 SELECT t."Order"::text AS c0, t."line"::text AS c1, t."note"::text AS c2, t."Order"::text AS k0, t."line"::text AS k1
   FROM "Sales"."Order Items" t
  WHERE (t."Order", t."line") IN (SELECT u.k0::int8, u.k1::int2 FROM unnest('{"1","3"}'::text[], '{"2","4\\"\\\\''"}'::text[]) AS u(k0, k1))) TO STDOUT`);
+    // …and the batches after a drain's first claim the change log and read the rows of its keys
+    // in one COPY: a row per change, the row joined by its key cast back to each key's type.
+    expect(flagged.copyClaimChanges).toBeNull();
+    const claimed = q.copyClaimChanges!(5, "Sales.O'Items", '42');
+    expect(claimed).toMatch(/^COPY \(\nWITH c AS MATERIALIZED \(\n  SELECT c\._version, c\._op, c\."Order", c\."line"\n/);
+    expect(claimed).toContain(`WHERE c._version > 42 AND (c._op = 'T' OR NOT EXISTS (SELECT 1 FROM streamer_failed_rows f WHERE f.table_name = 'Sales.O''Items'`);
+    expect(claimed).toContain('LIMIT 5\n     FOR UPDATE OF c SKIP LOCKED)');
+    expect(claimed).toContain(`SELECT t."Order"::text AS c0, t."line"::text AS c1, t."note"::text AS c2, c."Order" AS k0, c."line" AS k1, json_build_array(c."Order"::text, c."line"::text)::text AS key, c._version::text AS version,`);
+    expect(claimed).toMatch(/FROM c LEFT JOIN "Sales"\."Order Items" t ON c\._op <> 'T' AND \(t\."Order", t\."line"\) = \(c\."Order"::int8, c\."line"::int2\)\) TO STDOUT$/);
+    expect(q.copyClaimChanges!(5, 'x')).toContain("WHERE (c._op = 'T' OR");
+    expect(() => q.copyClaimChanges!(5, 'x', '1; DROP TABLE x')).toThrow(/version/);
+    expect(() => q.copyClaimChanges!(-5, 'x')).toThrow(/whole number/);
   });
 });
 
