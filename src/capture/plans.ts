@@ -349,16 +349,22 @@ export interface ProducerPlans {
   copyReadRows(keys: ReadonlyArray<readonly string[]>): string;
   /**
    * Log mode, the batches after a drain's first: the change-log claim (claimChanges, after
-   * `afterVersion` as in afterClaim) and the rows as they are now of the keys it claimed, in ONE
-   * statement, `COPY (…) TO STDOUT`: the producer neither parses a row per change nor sends the
-   * keys back (copyReadRows). Null in flag mode (its batches claim the change log in afterClaim).
+   * `afterVersion` as in afterClaim), the claimed change-log rows deleted (by their tuple ids, as
+   * the flag claim marks its rows) and the rows as they are now of the keys it claimed, in ONE
+   * statement, `COPY (…) TO STDOUT`: the producer neither parses a row per change, nor sends the
+   * keys back (copyReadRows), nor their versions (deleteChanges). The transaction commits only
+   * once Kafka has every message; the rows of a message Kafka refuses are put back
+   * (restoreChanges). Null in flag mode (its batches claim the change log in afterClaim).
    * A row per claimed change: c0…cN (the key's row as it is now; NULL when it has none), k0…kN
    * (text), key, version, op `U` (the key's row is there), `D` (it is not) or `T` (a truncate
-   * marker: every other field NULL). A key changed several times comes once per change, with the
-   * same row: the producer keeps the highest version (producer.ts copiedChanges). Grouping in SQL
-   * instead (GROUP BY, string_agg) cost PostgreSQL more than the producer saved.
+   * marker: every other field NULL), and the change's own `_op`. A key changed several times comes
+   * once per change, with the same row: the producer keeps the highest version (producer.ts
+   * copiedChanges). Grouping in SQL instead (GROUP BY, string_agg) cost PostgreSQL more than the
+   * producer saved.
    */
   copyClaimChanges: ((limit: number, table: string, afterVersion?: string) => string) | null;
+  /** $1 bigint[] versions, $2 "char"[] ops, $3… one text[] per key column: change-log rows copyClaimChanges deleted, put back. */
+  restoreChanges: string;
   /** Rows pending ($1 table name): flagged rows not failed + change-log rows not failed. */
   countPending: string;
 }
@@ -482,17 +488,21 @@ SELECT ${selects.join(', ')}, ${keyCols(spec).map((k, i) => `t.${col(k)}::text A
       ? null
       : (limit, table, afterVersion) => `COPY (
 WITH c AS MATERIALIZED (
-  SELECT c._version, c._op, ${changeKeys.map((k) => `c.${k}`).join(', ')}
+  SELECT c.ctid AS tid, c._version, c._op, ${changeKeys.map((k) => `c.${k}`).join(', ')}
     FROM ${o.changes} c
    WHERE ${afterVersion === undefined ? '' : `c._version > ${versionLiteral(afterVersion)} AND `}(c._op = 'T' OR ${failedFilter(spec, 'c', pgLiteral(table))})
    ORDER BY c._version
    LIMIT ${wholeNumber(limit)}
-     FOR UPDATE OF c SKIP LOCKED)
+     FOR UPDATE OF c SKIP LOCKED),
+d AS (DELETE FROM ${o.changes} x WHERE x.ctid = ANY (ARRAY(SELECT c.tid FROM c)))
 SELECT ${selects.join(', ')}, ${changeKeys.map((k, i) => `c.${k} AS k${i}`).join(', ')}, ${keyTextSql(spec, 'c')} AS key, c._version::text AS version,
-       CASE WHEN c._op = 'T' THEN 'T' WHEN t.${changeKeys[0]} IS NULL THEN 'D' ELSE 'U' END AS op
+       CASE WHEN c._op = 'T' THEN 'T' WHEN t.${changeKeys[0]} IS NULL THEN 'D' ELSE 'U' END AS op, c._op AS logged
   FROM c LEFT JOIN ${spec.qualified} t ON c._op <> 'T' AND ${rowOf(keyCols(spec).map((k) => `t.${col(k)}`))} = ${rowOf(keyCols(spec).map((k) => `c.${col(k)}::${k.type}`))}) TO STDOUT`;
+  const restoreChanges = `INSERT INTO ${o.changes} (_version, _op, ${changeKeys.join(', ')})
+SELECT * FROM unnest($1::bigint[], $2::"char"[], ${changeKeys.map((_, i) => `$${3 + i}::text[]`).join(', ')})
+    ON CONFLICT (_version) DO NOTHING`;
   const pendingRows =
     spec.capture.kind === 'flag' ? `(SELECT count(*) FROM ${spec.qualified} t WHERE t.${pgIdent(spec.capture.column)} IS NOT TRUE AND ${failedFilter(spec, 't').replace(/\$2/g, '$1')})` : '0';
   const countPending = `SELECT (${pendingRows} + (SELECT count(*) FROM ${o.changes} c WHERE c._op = 'T' OR ${failedFilter(spec, 'c').replace(/\$2/g, '$1')}))::bigint AS n`;
-  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, copyReadRows, copyClaimChanges, countPending };
+  return { claimRows, copyClaim, unmarkRows, claimChanges, afterClaim, leadClaim, deleteChanges, copyReadRows, copyClaimChanges, restoreChanges, countPending };
 }

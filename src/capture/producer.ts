@@ -208,8 +208,19 @@ interface Pending {
    * text of its key columns: `key` itself for a one-column key, else these.
    */
   claimed?: { keys?: string[] };
-  /** The change-log versions this message settles. */
+  /** The change-log versions this message settles (deleteChanges, once Kafka has it). */
   versions: readonly string[];
+  /**
+   * The change-log rows this message settles that its claim deleted already (copyClaimChanges):
+   * put back (restoreChanges) if Kafka refuses it. Each copy of a truncate marker carries its row.
+   */
+  logged?: LoggedChanges;
+}
+
+/** Change-log rows a copyClaimChanges claim deleted: their rows of its COPY (version, _op and key columns' text read from them only to put them back). */
+interface LoggedChanges {
+  from: CopyRows;
+  rows: number[];
 }
 
 /** Shared by the messages of claimed rows (read only): they settle no change-log row, and a one-column key is `key`. */
@@ -404,6 +415,9 @@ export async function drainBatch(
     const versions: string[] = [];
     for (const p of sent) for (const v of p.versions) versions.push(v); // (flatMap: ~1 % of the sweep's CPU)
     if (versions.length > 0) await client.query(plans.deleteChanges, [versions]);
+    // The change-log rows of refused messages that their claim deleted: back, pending (or failed) again.
+    const restore = pending.filter((p) => p.logged && refused.has(p.message)).map((p) => p.logged as LoggedChanges);
+    if (restore.length > 0) await client.query(plans.restoreChanges, restoreParams(source, restore));
     if (failed.length > 0) {
       const errors = failed.map((f) => `Kafka refused the message (${f.message.value.length} bytes): ${refused.get(f.message)}`);
       await client.query(RECORD_FAILED, [name, failed.map((f) => f.key), errors]);
@@ -586,7 +600,7 @@ function deleteValue(source: TableSource, keys: readonly string[], version: stri
 }
 
 /** What a copyClaimChanges row holds after c0…cN and k0…kN (plans.copyClaimChanges). */
-const CHANGE_FIELDS = ['key', 'version', 'op'] as const;
+const CHANGE_FIELDS = ['key', 'version', 'op', 'logged'] as const;
 const changeField = (source: TableSource, f: (typeof CHANGE_FIELDS)[number]) => source.spec.columns.length + source.spec.keyColumns.length + CHANGE_FIELDS.indexOf(f);
 const OP_UPSERT = 85; // U: the key's row is there
 const OP_TRUNCATE = 84; // T
@@ -604,49 +618,80 @@ function highestVersion(source: TableSource, rows: CopyRows): string | undefined
 
 /**
  * copyClaimChanges rows → their messages, as settleChanges makes them of the same claim: per key,
- * its row as it is now (an upsert) or a delete, at the highest version claimed for it, settling
- * every version claimed for it; a truncate marker to every partition. Returns how many change-log
- * rows the claim held.
+ * its row as it is now (an upsert) or a delete, at the highest version claimed for it; a truncate
+ * marker to every partition. The claim deleted the change-log rows: each message carries those it
+ * settles (Pending.logged), to put back if Kafka refuses it. Returns how many change-log rows the
+ * claim held.
  */
 async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, out: Pending[]): Promise<number> {
-  const [keyAt, versionAt, opAt] = CHANGE_FIELDS.map((f) => changeField(source, f)) as [number, number, number];
+  const { spec } = source;
+  const [keyAt, versionAt, opAt] = (['key', 'version', 'op'] as const).map((f) => changeField(source, f)) as [number, number, number];
+  const width = spec.keyColumns.length;
   const byKey = new Map<string, number>(); // key → its entry
   const keys: string[] = [];
   const rowOf: number[] = []; // the entry's row (any of its changes': they read the same row)
   const picks: number[] = []; // the row if it is there (an upsert), else -1 (a delete)
   const versions: string[] = []; // the highest version claimed for it
-  const settles: string[][] = [];
-  const truncates: string[] = [];
+  const logged: LoggedChanges[] = [];
+  const truncates: number[] = []; // their rows
   for (let r = 0; r < rows.count; r++) {
-    const version = rows.text(r, versionAt) as string;
     const op = rows.bytes[rows.start(r, opAt)];
     if (op === OP_TRUNCATE) {
-      truncates.push(version);
+      truncates.push(r);
       continue;
     }
+    const version = rows.text(r, versionAt) as string;
     const key = rows.text(r, keyAt) as string;
-    const e = byKey.get(key);
+    let e = byKey.get(key);
     if (e === undefined) {
-      byKey.set(key, keys.length);
+      byKey.set(key, (e = keys.length));
       keys.push(key);
       rowOf.push(r);
       picks.push(op === OP_UPSERT ? r : -1);
       versions.push(version);
-      settles.push([version]);
+      logged.push({ from: rows, rows: [r] });
     } else {
-      (settles[e] as string[]).push(version);
       if (newerVersion(version, versions[e] as string)) versions[e] = version;
+      (logged[e] as LoggedChanges).rows.push(r);
     }
   }
   // Truncate markers first, as settleChanges has them.
-  for (const version of truncates.sort((a, b) => (a === b ? 0 : newerVersion(a, b) ? 1 : -1))) await truncateMarkers(source.spec, version, publisher, out);
+  const versionOf = (r: number) => rows.text(r, versionAt) as string;
+  truncates.sort((a, b) => (a === b ? 0 : newerVersion(versionOf(a), versionOf(b)) ? 1 : -1));
+  for (const r of truncates) {
+    const copies: Pending[] = [];
+    await truncateMarkers(spec, versionOf(r), publisher, copies);
+    const row: LoggedChanges = { from: rows, rows: [r] };
+    for (const p of copies) out.push({ ...p, versions: NO_VERSIONS, logged: row });
+  }
   const values = upsertValues(rows, source.writers, picks, versions);
   for (let e = 0; e < keys.length; e++) {
     const key = keys[e] as string;
-    const value = values[e] ?? deleteValue(source, rows.texts(rowOf[e] as number, source.spec.columns.length, source.spec.keyColumns.length), versions[e] as string);
-    out.push({ message: { key, value }, key, versions: settles[e] as string[] });
+    const value = values[e] ?? deleteValue(source, rows.texts(rowOf[e] as number, spec.columns.length, width), versions[e] as string);
+    out.push({ message: { key, value }, key, versions: NO_VERSIONS, logged: logged[e] as LoggedChanges });
   }
   return rows.count;
+}
+
+/** restoreChanges' parameters for these change-log rows (a truncate marker's copies carry the same row: once). */
+function restoreParams(source: TableSource, logged: readonly LoggedChanges[]): unknown[] {
+  const { spec } = source;
+  const [versionAt, loggedAt] = [changeField(source, 'version'), changeField(source, 'logged')];
+  const seen = new Set<string>();
+  const versions: string[] = [];
+  const ops: string[] = [];
+  const keys: Array<Array<string | null>> = spec.keyColumns.map(() => []);
+  for (const { from, rows } of logged) {
+    for (const r of rows) {
+      const v = from.text(r, versionAt) as string;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      versions.push(v);
+      ops.push(from.text(r, loggedAt) as string);
+      for (let j = 0; j < keys.length; j++) (keys[j] as Array<string | null>).push(from.text(r, spec.columns.length + j));
+    }
+  }
+  return [versions, ops, ...keys];
 }
 
 /** `a` > `b`, both versions as decimal text without leading zeros (a BigInt of each was part of the change-log sweep's cost). */

@@ -5,7 +5,8 @@
 // every type of the mapping, odd values, a two-column text key that needs quoting, a key changed
 // by UPDATE, deletes and a TRUNCATE, both paths must publish the same messages — key, partition
 // and value bytes — and settle the same change-log rows. A message Kafka refuses on the COPY path
-// is recorded failed and its change-log rows stay; the rest are deleted.
+// is recorded failed and its change-log rows — which that claim deleted — are put back; a refused
+// truncate marker's too.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPool } from '../../src/capture/db.js';
 import { countPending, drainBatch, drainTable, loadSources, type TableSource } from '../../src/capture/producer.js';
@@ -32,15 +33,15 @@ afterAll(async () => {
   await iso?.cleanup();
 });
 
-/** A publisher that records what it is given; `fail`: then throws (the batch rolls back), `refuse`: refuses those keys. */
-function recorder(opts: { fail?: boolean; refuse?: string[] } = {}) {
+/** A publisher that records what it is given; `fail`: then throws (the batch rolls back), `refuse`: refuses those keys (null: truncate markers). */
+function recorder(opts: { fail?: boolean; refuse?: Array<string | null> } = {}) {
   const sent: EncodedMessage[] = [];
   const publisher: Publisher = {
     connect: async () => {},
     publish: async (_topic, messages) => {
       sent.push(...messages);
       if (opts.fail) throw new Error('test: publish fails, the batch rolls back');
-      return messages.filter((m) => m.key !== null && opts.refuse?.includes(m.key)).map((message) => ({ message, error: 'test: refused' }));
+      return messages.filter((m) => opts.refuse?.includes(m.key)).map((message) => ({ message, error: 'test: refused' }));
     },
     partitions: async () => [0, 1, 2],
     abandon: () => {},
@@ -144,6 +145,28 @@ it('a drain of batches of 3 by the COPY path publishes every key once and settle
     expect(failed).toEqual([{ key: '["k4", "x"]', error: expect.stringContaining('test: refused') }]);
     expect(await changeRows(source)).toBe(2);
     expect(await countPending(pool, [source])).toBe(0);
+  } finally {
+    await pool.end();
+  }
+});
+
+it('a truncate marker Kafka refuses on the COPY path: its change-log row is put back, the rest are settled; the next batch publishes it', async () => {
+  const source = sources.get('public.pairs')!;
+  await withPg(iso.config, (c) => c.query(`TRUNCATE pairs; INSERT INTO pairs VALUES ('t1', 'x', 1), ('t2', 'x', 2)`));
+  const marker = await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v FROM ${captureObjects(source.spec).changes} WHERE _op = 'T'`)).rows);
+  expect(marker).toHaveLength(1);
+  const pool = createPool(iso.config, logger, 'streamer-copy-changes-test');
+  try {
+    const refusing = recorder({ refuse: [null] });
+    expect(await drainBatch(pool, refusing.publisher, iso.config, logger, source, 1000, {})).toMatchObject({ claimed: 3, published: 2, failed: 0 });
+    expect(refusing.sent.filter((m) => m.key === null).map((m) => m.partition).sort()).toEqual([0, 1, 2]);
+    // Only the marker's row is left, as it was (its version, op T, no key).
+    const left = await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v, _op::text AS op, a, b FROM ${captureObjects(source.spec).changes}`)).rows);
+    expect(left).toEqual([{ v: marker[0].v, op: 'T', a: null, b: null }]);
+    const next = recorder();
+    expect(await drainBatch(pool, next.publisher, iso.config, logger, source, 1000, {})).toMatchObject({ claimed: 1, published: 3 });
+    expect(next.sent.map((m) => [m.key, m.partition, m.value.toString()])).toEqual([0, 1, 2].map((p) => [null, p, `{"_op":"truncate","_version":${marker[0].v}}`]));
+    expect(await changeRows(source)).toBe(0);
   } finally {
     await pool.end();
   }
