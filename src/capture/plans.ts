@@ -488,16 +488,16 @@ SELECT ${selects.join(', ')}, ${keyCols(spec).map((k, i) => `t.${col(k)}::text A
       ? null
       : (limit, table, afterVersion) => `COPY (
 WITH c AS MATERIALIZED (
-  SELECT c.ctid AS tid, c._version, c._op, ${changeKeys.map((k) => `c.${k}`).join(', ')}
+  SELECT c.ctid AS tid, c._version, c._op, ${changeKeys.map((k, i) => `c.${k} AS k${i}`).join(', ')}
     FROM ${o.changes} c
    WHERE ${afterVersion === undefined ? '' : `c._version > ${versionLiteral(afterVersion)} AND `}(c._op = 'T' OR ${failedFilter(spec, 'c', pgLiteral(table))})
    ORDER BY c._version
    LIMIT ${wholeNumber(limit)}
      FOR UPDATE OF c SKIP LOCKED),
 d AS (DELETE FROM ${o.changes} x WHERE x.ctid = ANY (ARRAY(SELECT c.tid FROM c)))
-SELECT ${selects.join(', ')}, ${changeKeys.map((k, i) => `c.${k} AS k${i}`).join(', ')}, ${keyTextSql(spec, 'c')} AS key, c._version::text AS version,
+SELECT ${selects.join(', ')}, ${changeKeys.map((_, i) => `c.k${i}`).join(', ')}, ${changeKeys.length === 1 ? 'c.k0' : `json_build_array(${changeKeys.map((_, i) => `c.k${i}`).join(', ')})::text`} AS key, c._version::text AS version,
        CASE WHEN c._op = 'T' THEN 'T' WHEN t.${changeKeys[0]} IS NULL THEN 'D' ELSE 'U' END AS op, c._op AS logged
-  FROM c LEFT JOIN ${spec.qualified} t ON c._op <> 'T' AND ${rowOf(keyCols(spec).map((k) => `t.${col(k)}`))} = ${rowOf(keyCols(spec).map((k) => `c.${col(k)}::${k.type}`))}) TO STDOUT`;
+  FROM c LEFT JOIN ${spec.qualified} t ON c._op <> 'T' AND ${rowOf(keyCols(spec).map((k) => `t.${col(k)}`))} = ${rowOf(keyCols(spec).map((k, i) => `c.k${i}::${k.type}`))}) TO STDOUT`;
   const restoreChanges = `INSERT INTO ${o.changes} (_version, _op, ${changeKeys.join(', ')})
 SELECT * FROM unnest($1::bigint[], $2::"char"[], ${changeKeys.map((_, i) => `$${3 + i}::text[]`).join(', ')})
     ON CONFLICT (_version) DO NOTHING`;

@@ -2,7 +2,8 @@
 // a drain claims the change log and reads the rows of its keys in two statements, as rows
 // (settleChanges); the batches after it do both in ONE `COPY (…) TO STDOUT` whose rows PostgreSQL
 // has grouped by key (plans.copyClaimChanges, producer.ts copiedChanges). On real PostgreSQL, for
-// every type of the mapping, odd values, a two-column text key that needs quoting, a key changed
+// every type of the mapping, odd values, a two-column text key that needs quoting (one column called
+// tid, as the claim calls the change-log rows' tuple ids), a key changed
 // by UPDATE, deletes and a TRUNCATE, both paths must publish the same messages — key, partition
 // and value bytes — and settle the same change-log rows. A message Kafka refuses on the COPY path
 // is recorded failed and its change-log rows — which that claim deleted — are put back; a refused
@@ -25,7 +26,7 @@ let iso: Isolated;
 let sources: Map<string, TableSource>;
 beforeAll(async () => {
   iso = await isolate({ STREAMER_TABLES: 'public.every_type,public.pairs', SWEEP_INTERVAL_MS: '3600000', KAFKA_TOPIC: '' });
-  await withPg(iso.config, (c) => c.query(`${EVERY_TYPE_DDL}; CREATE TABLE pairs (a text, b text, v int, PRIMARY KEY (a, b))`));
+  await withPg(iso.config, (c) => c.query(`${EVERY_TYPE_DDL}; CREATE TABLE pairs (tid text, b text, v int, PRIMARY KEY (tid, b))`));
   await migrateAll(iso.config, testLogger(iso.config));
   sources = new Map((await withPg(iso.config, (c) => loadSources(c, iso.config))).map((s) => [s.name, s]));
 });
@@ -106,8 +107,8 @@ it('a two-column text key that needs quoting, and a TRUNCATE between changes: bo
     c.query(`INSERT INTO pairs VALUES ('x', 'gone', 0);
       TRUNCATE pairs;
       INSERT INTO pairs VALUES ('a "q"', 'b\\s', 1), ('comma, {b}', 'it''s', 2), ('ünï ✓', E'tab\\there', 3), ('dup', 'dup', 4);
-      UPDATE pairs SET v = 40 WHERE a = 'dup';
-      DELETE FROM pairs WHERE a = 'comma, {b}'`),
+      UPDATE pairs SET v = 40 WHERE tid = 'dup';
+      DELETE FROM pairs WHERE tid = 'comma, {b}'`),
   );
   const { lead, copy } = await bothPaths(source);
   expect(copy).toEqual(lead);
@@ -116,14 +117,14 @@ it('a two-column text key that needs quoting, and a TRUNCATE between changes: bo
   expect(parsed.filter(([k]) => k === null).map(([, p]) => p).sort()).toEqual([0, 1, 2]);
   const byKey = new Map(parsed.filter(([k]) => k !== null).map(([k, , v]) => [k, JSON.parse(v)]));
   expect([...byKey.keys()].sort()).toEqual(['["a \\"q\\"", "b\\\\s"]', '["comma, {b}", "it\'s"]', '["dup", "dup"]', '["ünï ✓", "tab\\there"]'].sort());
-  expect(byKey.get('["dup", "dup"]')).toMatchObject({ a: 'dup', b: 'dup', v: 40, _op: 'upsert' });
-  expect(byKey.get('["comma, {b}", "it\'s"]')).toEqual(expect.objectContaining({ a: 'comma, {b}', b: "it's", _op: 'delete' }));
+  expect(byKey.get('["dup", "dup"]')).toMatchObject({ tid: 'dup', b: 'dup', v: 40, _op: 'upsert' });
+  expect(byKey.get('["comma, {b}", "it\'s"]')).toEqual(expect.objectContaining({ tid: 'comma, {b}', b: "it's", _op: 'delete' }));
   expect(byKey.get('["ünï ✓", "tab\\there"]')).toMatchObject({ b: 'tab\there', v: 3 });
 });
 
 it('a drain of batches of 3 by the COPY path publishes every key once and settles every change; a refused message is recorded and its changes stay', async () => {
   const source = sources.get('public.pairs')!;
-  await withPg(iso.config, (c) => c.query(`INSERT INTO pairs SELECT 'k' || g, 'x', g FROM generate_series(1, 20) g; UPDATE pairs SET v = v + 100 WHERE a IN ('k3', 'k4', 'k15')`));
+  await withPg(iso.config, (c) => c.query(`INSERT INTO pairs SELECT 'k' || g, 'x', g FROM generate_series(1, 20) g; UPDATE pairs SET v = v + 100 WHERE tid IN ('k3', 'k4', 'k15')`));
   const pending = await changeRows(source);
   const pool = createPool(iso.config, logger, 'streamer-copy-changes-test');
   try {
@@ -137,8 +138,8 @@ it('a drain of batches of 3 by the COPY path publishes every key once and settle
     const last = new Map<string, Record<string, unknown>>();
     for (const m of rec.sent) if (m.key !== null) last.set(m.key, JSON.parse(m.value.toString()));
     // Every key of the table and of the earlier tests' changes, each with its row as it is now.
-    const rows = await withPg(iso.config, async (c) => (await c.query<{ a: string; b: string; v: number }>('SELECT a, b, v FROM pairs')).rows);
-    for (const r of rows) expect(last.get(JSON.stringify([r.a, r.b]).replace(/","/g, '", "')), `${r.a}/${r.b}`).toMatchObject({ a: r.a, b: r.b, v: r.v, _op: 'upsert' });
+    const rows = await withPg(iso.config, async (c) => (await c.query<{ tid: string; b: string; v: number }>('SELECT tid, b, v FROM pairs')).rows);
+    for (const r of rows) expect(last.get(JSON.stringify([r.tid, r.b]).replace(/","/g, '", "')), `${r.tid}/${r.b}`).toMatchObject({ tid: r.tid, b: r.b, v: r.v, _op: 'upsert' });
     expect(last.get('["k15", "x"]')).toMatchObject({ v: 115 });
     // The refused key: recorded failed, its two change-log rows kept (and no longer claimed); the rest deleted.
     const failed = await withPg(iso.config, async (c) => (await c.query('SELECT key, error FROM streamer_failed_rows WHERE table_name = $1', [source.name])).rows);
@@ -161,8 +162,8 @@ it('a truncate marker Kafka refuses on the COPY path: its change-log row is put 
     expect(await drainBatch(pool, refusing.publisher, iso.config, logger, source, 1000, {})).toMatchObject({ claimed: 3, published: 2, failed: 0 });
     expect(refusing.sent.filter((m) => m.key === null).map((m) => m.partition).sort()).toEqual([0, 1, 2]);
     // Only the marker's row is left, as it was (its version, op T, no key).
-    const left = await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v, _op::text AS op, a, b FROM ${captureObjects(source.spec).changes}`)).rows);
-    expect(left).toEqual([{ v: marker[0].v, op: 'T', a: null, b: null }]);
+    const left = await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v, _op::text AS op, tid, b FROM ${captureObjects(source.spec).changes}`)).rows);
+    expect(left).toEqual([{ v: marker[0].v, op: 'T', tid: null, b: null }]);
     const next = recorder();
     expect(await drainBatch(pool, next.publisher, iso.config, logger, source, 1000, {})).toMatchObject({ claimed: 1, published: 3 });
     expect(next.sent.map((m) => [m.key, m.partition, m.value.toString()])).toEqual([0, 1, 2].map((p) => [null, p, `{"_op":"truncate","_version":${marker[0].v}}`]));
