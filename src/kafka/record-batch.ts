@@ -223,6 +223,9 @@ export interface DecodedRecord {
   batchContext: Record<string, unknown>;
 }
 
+/** The headers of every record without any (the streamer's own messages): one frozen object, not one per record. */
+const NO_HEADERS: DecodedRecord['headers'] = Object.freeze({});
+
 const TIMESTAMP_TYPE_LOG_APPEND = 0x8;
 const TRANSACTIONAL_FLAG = 0x10;
 const CONTROL_FLAG = 0x20;
@@ -327,8 +330,8 @@ export function decodePlainBatch(d: FetchDecoder, partial: (message: string) => 
     const offsetDelta = varint();
     const key = bytes();
     const value = bytes();
-    const headers: DecodedRecord['headers'] = {};
     const nHeaders = varint();
+    const headers: DecodedRecord['headers'] = nHeaders === 0 ? NO_HEADERS : {};
     for (let h = 0; h < nHeaders; h++) {
       const k = bytes();
       const hk = k === null ? 'null' : k.toString('utf8');

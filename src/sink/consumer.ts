@@ -37,6 +37,8 @@ export interface InboundMessage {
   value: Buffer | null;
   timestamp: string;
   headers: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+  /** The message itself: so it is its own sink input (SinkInput.ref), with no object made per message for the sink. */
+  ref: InboundMessage;
 }
 
 export interface RunningConsumer {
@@ -107,7 +109,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
         inputs.set(target, list);
       }
       // The sink reads the value (by a learnt shape, or decodeMessage); what is no message comes back rejected.
-      list.push({ value: message.value, topic: message.topic, partition: message.partition, offset: message.offset, ref: message });
+      list.push(message);
     }
     return inputs;
   }
@@ -141,7 +143,7 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Run
   async function store(batch: InboundMessage[]): Promise<void> {
     const inputs = inputsOf(batch);
     const dead: DeadLetterInput[] = [];
-    const letter = (message: InboundMessage, reason: string): DeadLetterInput => ({ ...message, reason });
+    const letter = ({ key, value, headers, topic, partition, offset, timestamp }: InboundMessage, reason: string): DeadLetterInput => ({ key, value, headers, reason, topic, partition, offset, timestamp });
     let inserted = 0;
     let duplicates = 0;
     let truncates = 0;
@@ -454,7 +456,7 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
 }
 
 function toInbound(topic: string, partition: number, m: KafkaMessage): InboundMessage {
-  return {
+  const inbound = {
     topic,
     partition,
     offset: m.offset,
@@ -462,5 +464,8 @@ function toInbound(topic: string, partition: number, m: KafkaMessage): InboundMe
     value: m.value ?? null,
     timestamp: m.timestamp,
     headers: (m.headers ?? {}) as IHeaders,
+    ref: null as unknown as InboundMessage,
   };
+  inbound.ref = inbound;
+  return inbound;
 }
