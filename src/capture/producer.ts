@@ -621,7 +621,8 @@ function highestVersion(source: TableSource, rows: CopyRows): string | undefined
  * its row as it is now (an upsert) or a delete, at the highest version claimed for it; a truncate
  * marker to every partition. The claim deleted the change-log rows: each message carries those it
  * settles (Pending.logged), to put back if Kafka refuses it. Returns how many change-log rows the
- * claim held.
+ * claim held (a configured key that is not unique can join a change to several rows: each counts,
+ * which at worst makes a drain claim once more).
  */
 async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, out: Pending[]): Promise<number> {
   const { spec } = source;
