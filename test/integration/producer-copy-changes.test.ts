@@ -35,14 +35,14 @@ afterAll(async () => {
 });
 
 /** A publisher that records what it is given; `fail`: then throws (the batch rolls back), `refuse`: refuses those keys (null: truncate markers). */
-function recorder(opts: { fail?: boolean; refuse?: Array<string | null> } = {}) {
+function recorder(opts: { fail?: boolean; refuse?: Array<string | null>; refuseWhen?: (m: EncodedMessage) => boolean } = {}) {
   const sent: EncodedMessage[] = [];
   const publisher: Publisher = {
     connect: async () => {},
     publish: async (_topic, messages) => {
       sent.push(...messages);
       if (opts.fail) throw new Error('test: publish fails, the batch rolls back');
-      return messages.filter((m) => opts.refuse?.includes(m.key)).map((message) => ({ message, error: 'test: refused' }));
+      return messages.filter((m) => opts.refuse?.includes(m.key) || opts.refuseWhen?.(m)).map((message) => ({ message, error: 'test: refused' }));
     },
     partitions: async () => [0, 1, 2],
     abandon: () => {},
@@ -167,6 +167,27 @@ it('a truncate marker Kafka refuses on the COPY path: its change-log row is put 
     const next = recorder();
     expect(await drainBatch(pool, next.publisher, iso.config, logger, source, 1000, {})).toMatchObject({ claimed: 1, published: 3 });
     expect(next.sent.map((m) => [m.key, m.partition, m.value.toString()])).toEqual([0, 1, 2].map((p) => [null, p, `{"_op":"truncate","_version":${marker[0].v}}`]));
+    expect(await changeRows(source)).toBe(0);
+  } finally {
+    await pool.end();
+  }
+});
+
+it('the first batch of a pass: a truncate marker that one partition refused stays in the change log until every partition has it', async () => {
+  const source = sources.get('public.pairs')!;
+  const changes = captureObjects(source.spec).changes;
+  await withPg(iso.config, (c) => c.query(`TRUNCATE pairs; INSERT INTO pairs VALUES ('u1', 'x', 1)`));
+  const marker = await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v FROM ${changes} WHERE _op = 'T'`)).rows);
+  const pool = createPool(iso.config, logger, 'streamer-copy-changes-test');
+  try {
+    // Partitions 0 and 2 take their copy, partition 1 refuses its own: the row must stay.
+    const partial = recorder({ refuseWhen: (m) => m.key === null && m.partition === 1 });
+    expect(await drainBatch(pool, partial.publisher, iso.config, logger, source, 1000, { lead: true })).toMatchObject({ claimed: 2, published: 3, failed: 0 });
+    const left = await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v, _op::text AS op FROM ${changes}`)).rows);
+    expect(left).toEqual([{ v: marker[0].v, op: 'T' }]);
+    const next = recorder();
+    expect(await drainBatch(pool, next.publisher, iso.config, logger, source, 1000, { lead: true })).toMatchObject({ claimed: 1, published: 3 });
+    expect(next.sent.map((m) => m.partition)).toEqual([0, 1, 2]);
     expect(await changeRows(source)).toBe(0);
   } finally {
     await pool.end();
