@@ -9,9 +9,12 @@
  *       for each;
  *     claim change-log rows (deletes, truncates; every change in log mode), FOR UPDATE SKIP LOCKED;
  *     for the change-log keys, read the rows as they are now: present → an upsert, gone → a delete,
- *       with the highest version claimed for the key;
+ *       with the highest version claimed for the key (in log mode after the first batch of a pass:
+ *       the claim, the delete of the claimed change-log rows and this read are one COPY —
+ *       plans.copyClaimChanges);
  *     publish, wait for acks=all (at most PRODUCER_PUBLISH_TIMEOUT_MS);
- *     delete the change-log rows published; rows Kafka refused are pending again, recorded failed;
+ *     delete the change-log rows published (or, deleted by the claim, put back those of the
+ *       messages Kafka refused); rows Kafka refused are pending again, recorded failed;
  *   COMMIT
  * If Kafka or PostgreSQL fails, the transaction rolls back and everything stays pending. If the
  * process dies after Kafka's ack but before COMMIT, the changes are published again later: the
