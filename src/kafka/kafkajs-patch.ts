@@ -21,12 +21,17 @@
  *
  * 5. The consumer's Batch (one partition's messages of a fetch): kafkajs keeps the messages at or
  * above the fetched offset by parsing each message's offset into a Long (several objects per
- * message); offsets are compared as the decimal text they are. The same fields, the same class.
+ * message); offsets are compared as the decimal text they are, and a list that needs no filtering
+ * is not copied. The same fields, the same class.
+ *
+ * 6. The DefaultPartitioner: the same partitions, without kafkajs's array of the partitions with a
+ * leader made for every message (`createDefaultPartitioner`).
  *
  * It works only if it runs before kafkajs is first loaded, so it must be the FIRST import of every
  * module that imports kafkajs (ES modules run their imports in order). `kafkajsPatch.active` says
  * whether it took; a unit test checks it, and that both functions group alike.
  */
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { decodePlainBatch, encodeRecordBatch, isPlainBatch, type BatchMessage, type FetchDecoder } from './record-batch.js';
 import { murmur2 } from './murmur2.js';
@@ -42,11 +47,51 @@ type Group = <M>(args: GroupArgs<M>) => Record<number, M[]>;
 export function groupMessagesPerPartition<M>({ topic, partitionMetadata, messages, partitioner }: GroupArgs<M>): Record<number, M[]> {
   if (partitionMetadata.length === 0) return {};
   const out: Record<number, M[]> = {};
+  // One arguments object for the send, not one per message: kafkajs's partitioners (and ours
+  // below) read its fields at once and keep nothing of it.
+  const args = { topic, partitionMetadata, message: undefined as unknown as M };
   for (const message of messages) {
-    const partition = partitioner({ topic, partitionMetadata, message });
+    args.message = message;
+    const partition = partitioner(args);
     (out[partition] ??= []).push(message);
   }
   return out;
+}
+
+interface PartitionInfo {
+  partitionId: number;
+  leader: number;
+}
+interface PartitionerArgs {
+  topic: string;
+  partitionMetadata: readonly PartitionInfo[];
+  message: { partition?: number | null; key?: Buffer | string | null };
+}
+const toPositive = (x: number) => x & 0x7fffffff;
+
+/**
+ * kafkajs's DefaultPartitioner (partitioners/legacy/partitioner.js over the Java client's
+ * murmur2) without an array per message: kafkajs filters the partitions with a leader on every
+ * call, before it looks at the message (~190 bytes of garbage per message with the arguments
+ * object, the largest single allocation of the producer in the drain). The same contract: a
+ * message's own partition; else the key's murmur2 modulo the partition count; else round-robin
+ * over the partitions with a leader, from a random start per topic.
+ */
+export function createDefaultPartitioner(): (args: PartitionerArgs) => number {
+  const counters = new Map<string, number>();
+  return ({ topic, partitionMetadata, message }) => {
+    let counter = counters.get(topic);
+    if (counter === undefined) counters.set(topic, (counter = randomBytes(4).readUInt32BE(0)));
+    if (message.partition !== null && message.partition !== undefined) return message.partition;
+    if (message.key !== null && message.key !== undefined) return toPositive(murmur2(message.key)) % partitionMetadata.length;
+    counters.set(topic, ++counter);
+    let available = 0;
+    for (const p of partitionMetadata) if (p.leader >= 0) available++;
+    if (available === 0) return toPositive(counter) % partitionMetadata.length; // none has a leader: kafkajs too
+    let i = toPositive(counter) % available;
+    for (const p of partitionMetadata) if (p.leader >= 0 && i-- === 0) return p.partitionId;
+    throw new Error('unreachable: fewer partitions with a leader than counted');
+  };
 }
 
 interface ProduceArgs {
@@ -149,10 +194,13 @@ export function makeBatch(Original: BatchClass, filterAborted: FilterAborted): B
     self.highWatermark = partitionData.highWatermark;
     self.rawMessages = messages;
     const n = fetchedOffset.length;
-    // At or above the fetched offset (a compressed batch may start below it).
-    const within = messages.filter((m) => m.offset.length > n || (m.offset.length === n && m.offset >= fetchedOffset));
+    // At or above the fetched offset (a compressed batch may start below it). Offsets rise within
+    // a partition's records, so when the first is, all are: the list itself, not a copy of it.
+    const atOrAbove = (m: FetchedMessage) => m.offset.length > n || (m.offset.length === n && m.offset >= fetchedOffset);
+    const within = messages.length === 0 || atOrAbove(messages[0] as FetchedMessage) ? messages : messages.filter(atOrAbove);
     self.messagesWithinOffset = within;
-    self.messages = filterAborted({ messages: within, abortedTransactions }).filter((m) => !m.isControlRecord);
+    const kept = filterAborted({ messages: within, abortedTransactions });
+    self.messages = kept.some((m) => m.isControlRecord) ? kept.filter((m) => !m.isControlRecord) : kept;
     return self;
   }
   Batch.prototype = Original.prototype;
@@ -183,16 +231,19 @@ const batchDecoder = replaceModule<BatchDecoder>('protocol/recordBatch/v0/decode
   isPlainBatch(d) ? decodePlainBatch(d, (m) => new KafkaJSPartialMessageError(m)) : original(d),
 );
 const hash = replaceModule<(key: unknown) => number>('producer/partitioners/default/murmur2.js', () => murmur2);
+// After murmur2's: kafkajs's own DefaultPartitioner (kept for the tests) then hashes with ours.
+const partitioner = replaceModule<() => (args: PartitionerArgs) => number>('producer/partitioners/default/index.js', () => createDefaultPartitioner);
 const filterAborted = require(path('consumer/filterAbortedMessages.js')) as FilterAborted;
 const batch = replaceModule<BatchClass>('consumer/batch.js', (original) => makeBatch(original, filterAborted));
 
 export const kafkajsPatch = {
   /** False when kafkajs was loaded before this module: it then runs its own versions. */
-  active: grouping.took && produceV3.took && batchDecoder.took && hash.took && batch.took,
+  active: grouping.took && produceV3.took && batchDecoder.took && hash.took && partitioner.took && batch.took,
   /** kafkajs's own functions, for the tests that compare. */
   original: grouping.original,
   originalProduceV3: produceV3.original,
   originalBatchDecoder: batchDecoder.original,
   originalMurmur2: hash.original,
+  originalDefaultPartitioner: partitioner.original,
   originalBatch: batch.original,
 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 // As in src/: the patch is imported by the modules that use kafkajs, before kafkajs.
 import { createPublisher } from '../../src/capture/publisher.js';
-import { groupMessagesPerPartition, kafkajsPatch, type BatchClass } from '../../src/kafka/kafkajs-patch.js';
+import { createDefaultPartitioner, groupMessagesPerPartition, kafkajsPatch, type BatchClass } from '../../src/kafka/kafkajs-patch.js';
 import { createRequire } from 'node:module';
 import { UNKNOWN_TOPIC_TEXT } from '../../src/kafka/kafka.js';
 
@@ -29,6 +29,50 @@ describe('kafkajs patch: linear grouping of a send by partition', () => {
     const args = { topic: 't', partitionMetadata: [], messages: [{ key: '1' }], partitioner };
     expect(groupMessagesPerPartition(args)).toEqual({});
     expect(kafkajsPatch.original(args)).toEqual({});
+  });
+});
+
+describe('kafkajs patch: the DefaultPartitioner without an array per message', () => {
+  const require = createRequire(import.meta.url);
+  type Args = Parameters<ReturnType<typeof createDefaultPartitioner>>[0];
+  const metadata = (leaders: number[]) => leaders.map((leader, partitionId) => ({ partitionId, leader }));
+  // A key as the producer sends it (text) or as bytes, odd lengths, non-ASCII.
+  const key = (i: number): string | Buffer => (i % 3 === 0 ? Buffer.from(`k\u00e9y-${i * 7919}`) : `${i}${'x'.repeat(i % 5)}`);
+
+  it('took: Partitioners.DefaultPartitioner is ours', () => {
+    expect(require('kafkajs').Partitioners.DefaultPartitioner).toBe(createDefaultPartitioner);
+    expect(kafkajsPatch.originalDefaultPartitioner).not.toBe(createDefaultPartitioner);
+  });
+
+  it("a message's own partition, and a key's partition, are kafkajs's", () => {
+    const ours = createDefaultPartitioner();
+    const theirs = (kafkajsPatch.originalDefaultPartitioner as () => (a: Args) => number)();
+    for (const partitions of [1, 2, 3, 7, 12]) {
+      const partitionMetadata = metadata(Array.from({ length: partitions }, (_, i) => (i === 1 ? -1 : 0)));
+      for (let i = 0; i < 500; i++) {
+        const keyed = { topic: 't', partitionMetadata, message: { key: key(i) } };
+        expect(ours(keyed)).toBe(theirs(keyed));
+        const own = { topic: 't', partitionMetadata, message: { key: key(i), partition: i % partitions } };
+        expect(ours(own)).toBe(i % partitions);
+        expect(theirs(own)).toBe(i % partitions);
+      }
+    }
+  });
+
+  it("without key or partition: round-robin over the partitions with a leader, in kafkajs's order", () => {
+    const partitionMetadata = metadata([0, -1, 2, 0, -1]); // 0, 2 and 3 have a leader
+    const cycle = (p: (a: Args) => number) => Array.from({ length: 9 }, () => p({ topic: 't', partitionMetadata, message: {} }));
+    const ours = cycle(createDefaultPartitioner());
+    const theirs = cycle((kafkajsPatch.originalDefaultPartitioner as () => (a: Args) => number)());
+    // Each starts at a random point of the same cycle.
+    const rotations = (xs: number[]) => [0, 1, 2].map((r) => [...xs.slice(r), ...xs.slice(0, r)].slice(0, 3).join());
+    expect(new Set(ours.slice(0, 3))).toEqual(new Set([0, 2, 3]));
+    expect(rotations(theirs.slice(0, 3))).toContain(ours.slice(0, 3).join());
+    expect(ours.slice(3)).toEqual([...ours.slice(0, 3), ...ours.slice(0, 3)]);
+    // No partition has a leader: kafkajs picks among all of them, and so does ours.
+    const none = createDefaultPartitioner();
+    const all = Array.from({ length: 5 }, () => none({ topic: 'u', partitionMetadata: metadata([-1, -1, -1, -1, -1]), message: {} }));
+    expect(new Set(all)).toEqual(new Set([0, 1, 2, 3, 4]));
   });
 });
 
@@ -97,6 +141,13 @@ describe("kafkajs patch: the consumer's Batch without a Long per message", () =>
       expect(ours.fields.messagesWithinOffset).toEqual(data.messages.filter((m) => BigInt(m.offset) >= BigInt(fetched)));
     });
   }
+
+  it('a list that needs no filtering is kept, not copied', () => {
+    const data = cases[0]![2];
+    const b = new Patched('t', '0', data) as { messages: unknown[]; messagesWithinOffset: unknown[] };
+    expect(b.messagesWithinOffset).toBe(data.messages);
+    expect(b.messages).toBe(data.messages);
+  });
 
   it('an offset that is not plain decimal text goes to kafkajs itself', () => {
     const data = cases[1]![2];
