@@ -21,6 +21,7 @@ import { sendDeadLetters, type DeadLetterInput, type DeadLetterRecord } from './
 import { describeError, StreamerError, UnreachableError } from '../common/errors.js';
 import { takeOverEarlierOffsets } from '../kafka/group-offsets.js';
 import { createKafka, isRecordRejected, kafkaFailure, kafkaUnreachableMessage, UNKNOWN_TOPIC_TEXT, type KafkaLogEntry } from '../kafka/kafka.js';
+import { FetchedRecord } from '../kafka/record-batch.js';
 import type { Logger } from '../common/logger.js';
 import { metrics } from '../ops/metrics.js';
 import { backoffDelay } from '../common/retry.js';
@@ -39,6 +40,10 @@ export interface InboundMessage {
   headers: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
   /** The message itself: so it is its own sink input (SinkInput.ref), with no object made per message for the sink. */
   ref: InboundMessage;
+  /** The value as a span of the fetch's bytes (SinkInput.bytes), when the record was read in place. */
+  bytes?: Buffer | null;
+  valueAt?: number;
+  valueEnd?: number;
 }
 
 export interface RunningConsumer {
@@ -456,16 +461,43 @@ function kafkaSide(config: Config, logger: Logger): KafkaSide {
 }
 
 function toInbound(topic: string, partition: number, m: KafkaMessage): InboundMessage {
-  const inbound = {
-    topic,
-    partition,
-    offset: m.offset,
-    key: m.key ?? null,
-    value: m.value ?? null,
-    timestamp: m.timestamp,
-    headers: (m.headers ?? {}) as IHeaders,
-    ref: null as unknown as InboundMessage,
-  };
-  inbound.ref = inbound;
-  return inbound;
+  return new Inbound(topic, partition, m);
+}
+
+/**
+ * A consumed message. Its key and value are read from kafkajs's record when asked: a record read in
+ * place (FetchedRecord, every uncompressed batch) makes their views only then, and the sink reads
+ * the value's bytes where they are (`bytes`, `valueAt`, `valueEnd`) — no Buffer object per message.
+ */
+class Inbound implements InboundMessage {
+  readonly offset: string;
+  readonly timestamp: string;
+  readonly headers: IHeaders;
+  readonly ref: InboundMessage;
+  readonly bytes: Buffer | null;
+  readonly valueAt: number;
+  readonly valueEnd: number;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly record: KafkaMessage,
+  ) {
+    this.offset = record.offset;
+    this.timestamp = record.timestamp;
+    this.headers = (record.headers ?? {}) as IHeaders;
+    this.ref = this;
+    const inPlace = record instanceof FetchedRecord && record.valueAt >= 0;
+    this.bytes = inPlace ? record.bytes : null;
+    this.valueAt = inPlace ? record.valueAt : 0;
+    this.valueEnd = inPlace ? record.valueEnd : 0;
+  }
+
+  get key(): Buffer | null {
+    return this.record.key ?? null;
+  }
+
+  get value(): Buffer | null {
+    return this.record.value ?? null;
+  }
 }

@@ -40,8 +40,12 @@ export interface MessageShape {
   readonly fields: readonly string[];
   /** A MessageRead sized for this shape. */
   newRead(): MessageRead;
-  /** Reads a message value of this shape into `into`; false when it is not exactly of this shape. */
-  read(value: Uint8Array, into: MessageRead): boolean;
+  /**
+   * Reads a message value of this shape into `into`; false when it is not exactly of this shape.
+   * The value is value[from, to) (a fetch's bytes, read where they are); `into` gets positions in
+   * `value`.
+   */
+  read(value: Uint8Array, into: MessageRead, from?: number, to?: number): boolean;
 }
 
 const QUOTE = 34;
@@ -57,9 +61,9 @@ const FALSE = enc('false');
 const isDigit = (c: number | undefined) => c !== undefined && c >= 48 && c <= 57;
 const isHex = (c: number | undefined) => c !== undefined && ((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102));
 
-/** `lit` at `at`: the position after it, or -1. */
-function expect(v: Uint8Array, at: number, lit: Uint8Array): number {
-  if (at < 0 || at + lit.length > v.length) return -1;
+/** `lit` at `at`, before `end`: the position after it, or -1. */
+function expect(v: Uint8Array, at: number, lit: Uint8Array, end: number): number {
+  if (at < 0 || at + lit.length > end) return -1;
   for (let k = 0; k < lit.length; k++) if (v[at + k] !== lit[k]) return -1;
   return at + lit.length;
 }
@@ -69,10 +73,11 @@ function expect(v: Uint8Array, at: number, lit: Uint8Array): number {
  * control character, true, false, null): the position after it, or -1. Adds what it saw of
  * ESCAPED and HIGH to `out.flags`.
  */
-function scalar(v: Uint8Array, at: number, out: { flags: number }): number {
+function scalar(v: Uint8Array, at: number, end: number, out: { flags: number }): number {
+  if (at >= end) return -1;
   const c = v[at];
   if (c === QUOTE) {
-    for (let i = at + 1; i < v.length; i++) {
+    for (let i = at + 1; i < end; i++) {
       const b = v[i] as number;
       if (b === QUOTE) return i + 1;
       if (b < 32) return -1;
@@ -81,16 +86,16 @@ function scalar(v: Uint8Array, at: number, out: { flags: number }): number {
         out.flags |= ESCAPED;
         const e = v[++i];
         if (e === 117 /* u */) {
-          if (!(isHex(v[i + 1]) && isHex(v[i + 2]) && isHex(v[i + 3]) && isHex(v[i + 4]))) return -1;
+          if (i + 4 >= end || !(isHex(v[i + 1]) && isHex(v[i + 2]) && isHex(v[i + 3]) && isHex(v[i + 4]))) return -1;
           i += 4;
         } else if (e !== QUOTE && e !== BACKSLASH && e !== 47 && e !== 98 && e !== 102 && e !== 110 && e !== 114 && e !== 116) return -1;
       }
     }
     return -1;
   }
-  if (c === 110) return expect(v, at, NULL);
-  if (c === 116) return expect(v, at, TRUE);
-  if (c === 102) return expect(v, at, FALSE);
+  if (c === 110) return expect(v, at, NULL, end);
+  if (c === 116) return expect(v, at, TRUE, end);
+  if (c === 102) return expect(v, at, FALSE, end);
   // -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?
   let i = at;
   if (v[i] === 45) i++;
@@ -111,12 +116,12 @@ function scalar(v: Uint8Array, at: number, out: { flags: number }): number {
 }
 
 /** A member's value: a scalar, or a flat array of scalars (an array column). */
-function member(v: Uint8Array, at: number, out: { flags: number }): number {
-  if (v[at] !== 91 /* [ */) return scalar(v, at, out);
+function member(v: Uint8Array, at: number, end: number, out: { flags: number }): number {
+  if (v[at] !== 91 /* [ */) return scalar(v, at, end, out);
   let i = at + 1;
   if (v[i] === 93) return i + 1;
   for (;;) {
-    i = scalar(v, i, out);
+    i = scalar(v, i, end, out);
     if (i < 0) return -1;
     if (v[i] === 93) return i + 1;
     if (v[i] !== 44) return -1;
@@ -134,14 +139,14 @@ export function messageShape(fields: readonly string[]): MessageShape {
   return {
     fields: [...fields],
     newRead: () => ({ start: new Int32Array(n), end: new Int32Array(n), flags: new Uint8Array(n), versionStart: 0, versionEnd: 0, isDelete: false }),
-    read(v: Uint8Array, into: MessageRead): boolean {
-      let at = 0;
+    read(v: Uint8Array, into: MessageRead, from = 0, to = v.length): boolean {
+      let at = from;
       let high = false;
       for (let i = 0; i < n; i++) {
-        at = expect(v, at, prefixes[i] as Uint8Array);
+        at = expect(v, at, prefixes[i] as Uint8Array, to);
         if (at < 0) return false;
         scan.flags = 0;
-        const end = member(v, at, scan);
+        const end = member(v, at, to, scan);
         if (end < 0) return false;
         into.start[i] = at;
         into.end[i] = end;
@@ -149,23 +154,23 @@ export function messageShape(fields: readonly string[]): MessageShape {
         if (scan.flags & HIGH) high = true;
         at = end;
       }
-      at = expect(v, at, OP);
+      at = expect(v, at, OP, to);
       if (at < 0) return false;
-      let after = expect(v, at, UPSERT);
+      let after = expect(v, at, UPSERT, to);
       into.isDelete = after < 0;
-      if (after < 0) after = expect(v, at, DELETE);
-      at = expect(v, after, VERSION);
+      if (after < 0) after = expect(v, at, DELETE, to);
+      at = expect(v, after, VERSION, to);
       if (at < 0) return false;
       // (0|[1-9]\d{0,15}), then the closing brace, then nothing
       let i = at;
       if (v[i] === 48) i++;
       else while (isDigit(v[i]) && i - at < 16) i++;
-      if (i === at || v[i] !== 125 || i + 1 !== v.length) return false;
+      if (i === at || v[i] !== 125 || i + 1 !== to) return false;
       into.versionStart = at;
       into.versionEnd = i;
       // Only a string can hold a byte above 0x7f: a text that is no valid UTF-8 takes the slow way
       // (which reads it as the same replacement characters as before).
-      return !high || isUtf8(v);
+      return !high || isUtf8(from === 0 && to === v.length ? v : v.subarray(from, to));
     },
   };
 }

@@ -101,13 +101,13 @@ export class LearntShape {
   }
 
   /**
-   * The row of a message of this shape, its line written to `body` — the same line
-   * TableSink.row() makes of the decoded message; null when the message is not of this shape,
-   * or a value is refused or odd (the slow way then decides, and gives the reason).
+   * The row of a message of this shape, value[from, to) (read where it is), its line written to
+   * `body` — the same line TableSink.row() makes of the decoded message; null when the message is
+   * not of this shape, or a value is refused or odd (the slow way then decides, and gives the reason).
    */
-  row<T>(value: Buffer, body: Body, partition: number, offset: string, ingestedAt: string, ref: T): Row<T> | null {
+  row<T>(value: Buffer, from: number, to: number, body: Body, partition: number, offset: string, ingestedAt: string, ref: T): Row<T> | null {
     const read = this.read;
-    if (!this.shape.read(value, read)) return null;
+    if (!this.shape.read(value, read, from, to)) return null;
     let version = 0;
     for (let i = read.versionStart; i < read.versionEnd; i++) version = version * 10 + ((value[i] as number) - 48);
     if (!Number.isSafeInteger(version)) return null;

@@ -71,6 +71,10 @@ export interface SinkInput<T> {
    */
   message?: DecodedMessage;
   value?: Buffer | null;
+  /** Or the value as bytes[valueAt, valueEnd) of a larger buffer (a fetch's), read where it is; `value` then gives the same bytes. */
+  bytes?: Buffer | null;
+  valueAt?: number;
+  valueEnd?: number;
   topic: string;
   partition: number;
   offset: string;
@@ -317,7 +321,7 @@ export class TableSink<T> {
   /** Step 1a: each message by a learnt shape straight into its row (written to the body), else decoded (JSON.parse). */
   private readMessages(inputs: readonly SinkInput<T>[], ingestedAt: string, rejected: Rejection<T>[]) {
     let size = 0;
-    for (const input of inputs) size += (input.value?.length ?? 64) + 48;
+    for (const input of inputs) size += (input.bytes ? (input.valueEnd as number) - (input.valueAt as number) : (input.value?.length ?? 64)) + 48;
     const body = new Body(size);
     const fast = new Array<Row<T> | null>(inputs.length).fill(null);
     const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
@@ -327,14 +331,19 @@ export class TableSink<T> {
         decoded[i] = input.message;
         continue;
       }
-      const value = input.value;
       let row: Row<T> | null = null;
-      if (value) for (let k = 0; row === null && k < this.shapes.length; k++) row = (this.shapes[k] as LearntShape).row(value, body, input.partition, input.offset, ingestedAt, input.ref);
+      const bytes = input.bytes ?? input.value;
+      if (bytes) {
+        const from = input.bytes ? (input.valueAt as number) : 0;
+        const to = input.bytes ? (input.valueEnd as number) : bytes.length;
+        for (let k = 0; row === null && k < this.shapes.length; k++) row = (this.shapes[k] as LearntShape).row(bytes, from, to, body, input.partition, input.offset, ingestedAt, input.ref);
+      }
       if (row) {
         fast[i] = row;
         this.reads.shape++;
         continue;
       }
+      const value = input.value;
       const d = decodeMessage(value ?? null);
       this.reads.parsed++;
       if (!d.ok) {

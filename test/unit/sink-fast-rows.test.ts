@@ -113,16 +113,36 @@ function randomValue(rand: () => number, version: number, rows: number): Buffer 
   return value;
 }
 
+/**
+ * The values as the consumer gets them from a fetch: spans of one buffer (SinkInput.bytes), with
+ * bytes between them that would continue a member or close a message, were they read past the span.
+ */
+function asSpans(raw: readonly SinkInput<number>[]): SinkInput<number>[] {
+  const FILLER = Buffer.from('7}"],null,"\\');
+  const whole = Buffer.concat(raw.flatMap((r) => [FILLER, r.value as Buffer, FILLER]));
+  let at = 0;
+  return raw.map((r) => {
+    const valueAt = at + FILLER.length;
+    const valueEnd = valueAt + (r.value as Buffer).length;
+    at = valueEnd + FILLER.length;
+    return { bytes: whole, valueAt, valueEnd, get value() { return whole.subarray(valueAt, valueEnd); }, topic: r.topic, partition: r.partition, offset: r.offset, ref: r.ref };
+  });
+}
+
 async function both(batches: Buffer[][]) {
   const a = fakeClickHouse();
   const b = fakeClickHouse();
+  const c = fakeClickHouse();
   const caps = capabilities({ major: 18, minor: 16 });
   const byShape = await TableSink.open<number>(a.client, 'db', 't', caps, log);
   const byParse = await TableSink.open<number>(b.client, 'db', 't', caps, log);
+  const bySpan = await TableSink.open<number>(c.client, 'db', 't', caps, log);
   const results: unknown[][] = [[], []];
   let offset = 0;
   for (const values of batches) {
     const raw: SinkInput<number>[] = values.map((value) => ({ value, topic: 'topic', partition: offset % 3, offset: String(offset), ref: offset++ }));
+    // The same messages read in place, as spans of a fetch's bytes: the same rows, the same refusals.
+    const z = await bySpan.write(asSpans(raw));
     const decoded: SinkInput<number>[] = [];
     const badJson: Array<{ ref: number; reason: string }> = [];
     for (const r of raw) {
@@ -133,9 +153,12 @@ async function both(batches: Buffer[][]) {
     const x = await byShape.write(raw);
     const y = await byParse.write(decoded);
     const sortRejected = (list: Array<{ ref: number; reason: string }>) => [...list].sort((p, q) => p.ref - q.ref);
+    expect({ ...z, rejected: sortRejected(z.rejected) }).toEqual({ ...x, rejected: sortRejected(x.rejected) });
     results[0]?.push({ ...x, rejected: sortRejected(x.rejected) });
     results[1]?.push({ ...y, rejected: sortRejected([...badJson, ...y.rejected]) });
   }
+  expect(c.inserts).toEqual(a.inserts);
+  expect(bySpan.reads).toEqual(byShape.reads);
   return { results, inserts: [a.inserts, b.inserts], sink: byShape };
 }
 
@@ -200,6 +223,23 @@ describe('message shapes', () => {
       expect(members(text), text).toBe(null);
     }
   });
+  it('reads a message where it is, within its span of a larger buffer, and nothing past it', () => {
+    const text = '{"id":"1","we\\"ird.name*":25,"_op":"upsert","_version":3}';
+    const whole = Buffer.from(`xx${text}7}`);
+    const from = 2;
+    const to = from + Buffer.byteLength(text);
+    expect(shape.read(whole, read, from, to)).toBe(true);
+    expect(whole.toString('latin1', read.versionStart, read.versionEnd)).toBe('3');
+    expect(whole.toString('latin1', read.start[1], read.end[1])).toBe('25');
+    // Cut anywhere before its end, it is no message of the shape, whatever follows in the buffer.
+    for (let cut = from; cut < to; cut++) expect(shape.read(whole, read, from, cut), String(cut)).toBe(false);
+    // A member cut by the span's end: a string, an escape, a literal.
+    for (const t of ['{"id":"1', '{"id":"1\\', '{"id":"\\u00', '{"id":nul', '{"id":[1']) {
+      const b = Buffer.from(`${t}","we\\"ird.name*":1,"_op":"upsert","_version":3}`);
+      expect(shape.read(b, read, 0, Buffer.byteLength(t))).toBe(false);
+    }
+  });
+
   it('reads each member as JSON.parse does', () => {
     for (const t of ['"a"', '""', '"\\n\\u00e9\\"\\\\\\/"', '"🎉"', 'null', 'true', 'false', '0', '-0', '1.5e-7', '123456789012345678901234567890', '-1E+2']) {
       expect(Object.is(tokenValue(t), JSON.parse(t)) || JSON.stringify(tokenValue(t)) === JSON.stringify(JSON.parse(t)), t).toBe(true);
