@@ -1070,6 +1070,11 @@ function table(res) {
     add('k', `migrate on a ${f0(a.rows)}-row table under writes: total / capture install / backfill`, `${f1(a.migrateSeconds)} s / ${f0(a.captureInstallMs)} ms / ${f1(a.backfillSeconds)} s (${f0(a.backfillRows)} rows)`);
     add('k', '  app writes during migrate: p50 / p99 / max (before: p50 / max)', `${f1(a.appWritesDuringMigrateMs.p50)} / ${f1(a.appWritesDuringMigrateMs.p99)} / ${f1(a.appWritesDuringMigrateMs.max)} ms (${f1(a.appWritesBeforeMs.p50)} / ${f1(a.appWritesBeforeMs.max)} ms)`);
     add('k', '  then replicated by streamer run', `${f0(a.replicateSeconds)} s (${f0(a.replicateRowsPerS)} rows/s)`);
+    const c = a.replicateCpuSeconds;
+    if (c) {
+      const us = (x) => (x === null || x === undefined ? '?' : f1((x / (a.replicateRowsPerS * a.replicateSeconds)) * 1e6));
+      add('k', '  CPU µs per replicated row: streamer / PostgreSQL / Kafka / ClickHouse', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)}`);
+    }
   }
   if (R.peers) for (const [measure, value] of peersTableRows(R.peers)) add('peers', measure, value);
   const head = ['part', 'measure', 'value', 'target', 'met'];
@@ -1308,7 +1313,9 @@ async function partAdopt() {
   const st = startStreamer(['run'], { ...s.env, HTTP_PORT: '0' });
   try {
     const started = await st.waitFor((l) => l.msg === 'producer started', 60_000, '"producer started"');
+    const meter = cpuMeter({ streamer: st.child.pid });
     const done = await waitCount(s, total, Math.max(600_000, total), 500, 'adopt');
+    const cpuSeconds = meter.read();
     const r = {
       rows: n,
       migrateSeconds: (m1 - m0) / 1000,
@@ -1320,6 +1327,9 @@ async function partAdopt() {
       appWritesDuringMigrate: during.length,
       replicateSeconds: (done.at - started.at) / 1000,
       replicateRowsPerS: total / ((done.at - started.at) / 1000),
+      // As the drain's (part a): from "producer started" to the last row counted (the count polls
+      // every 500 ms here), per process.
+      replicateCpuSeconds: cpuSeconds,
     };
     await st.stop();
     log(`(k) adopt: ${total} rows replicated in ${r.replicateSeconds.toFixed(0)} s`);
