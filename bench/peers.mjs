@@ -403,8 +403,8 @@ function p50ByFifth(pairs) {
 const perRowUs = (cpu, n) => Object.fromEntries(Object.entries(cpu).filter(([k, v]) => typeof v === 'number' && !['wallSeconds', 'machineCores'].includes(k)).map(([k, v]) => [k, Math.round((v / n) * 1e7) / 10]));
 const coresBusy = (cpu) => Object.fromEntries(Object.entries(cpu).filter(([k, v]) => typeof v === 'number' && !['wallSeconds', 'machineCores'].includes(k)).map(([k, v]) => [k, Math.round((v / cpu.wallSeconds) * 100) / 100]));
 
-/** `streamer producer --sweep` to its end: its own "published N rows in S s" line, wall time and CPU. */
-async function sweep(h, s, cpuExtra = {}) {
+/** `streamer producer --sweep` to its end: its own "published N rows in S s" line, wall time and CPU (also bench/run.mjs's part l). */
+export async function sweep(h, s, cpuExtra = {}) {
   const meter = h.cpuMeter(cpuExtra);
   const cpu0 = reapedChildrenCpu();
   const t0 = nowMs();
@@ -413,13 +413,14 @@ async function sweep(h, s, cpuExtra = {}) {
   const wall = (nowMs() - t0) / 1000;
   const cpu = meter.read();
   cpu.streamer = reapedChildrenCpu() - cpu0;
+  const { sampledPeakRssMB } = st.memory(); // sampled every 100 ms: the process has exited
   await st.stop();
   const line = st.lines.find((l) => /^published \d+ rows in/.test(l.msg ?? ''));
   const m = line && /^published (\d+) rows in ([\d.]+) s/.exec(line.msg);
   if (code !== 0 || !m) throw new Error(`streamer producer --sweep exited ${code}: ${st.lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
   const rows = Number(m[1]);
   const seconds = Number(m[2]);
-  return { rows, seconds, rowsPerS: rows / seconds, wallSecondsIncludingStartup: wall, cpuSeconds: cpu, cpuUsPerRow: perRowUs(cpu, rows) };
+  return { rows, seconds, rowsPerS: rows / seconds, wallSecondsIncludingStartup: wall, cpuSeconds: cpu, cpuUsPerRow: perRowUs(cpu, rows), sampledPeakRssMB };
 }
 
 // ------------------------------------------------------------------ (a) backlog → Kafka

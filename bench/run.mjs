@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { clickhouse, nowMs, readTopicTimes, serviceUrls, sleep, suffix, summarize, withDatabase } from './common.mjs';
-import { partPeers, peersTableRows } from './peers.mjs';
+import { partPeers, peersTableRows, sweep } from './peers.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
@@ -37,7 +37,7 @@ function distModule(name) {
   throw new Error(`${name} is not in the build ${DIST}`);
 }
 
-const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline', 'updates', 'update-latency', 'verify', 'wide', 'adopt'];
+const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline', 'updates', 'update-latency', 'verify', 'wide', 'adopt', 'sweep'];
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -57,6 +57,7 @@ const { values: opt } = parseArgs({
     'verify-rows': { type: 'string' }, // (i)
     'wide-rows': { type: 'string' }, // (j)
     'adopt-rows': { type: 'string' }, // (k)
+    'sweep-rows': { type: 'string' }, // (l)
     peers: { type: 'boolean', default: false }, // Debezium and ClickHouse's Kafka engine beside the streamer (bench/peers.mjs)
     'peers-rows': { type: 'string' },
     'peers-seconds': { type: 'string' },
@@ -88,6 +89,7 @@ const O = {
   verifyRows: num(opt['verify-rows'], quick ? 1_000_000 : 10_000_000),
   wideRows: num(opt['wide-rows'], quick ? 100_000 : 1_000_000),
   adoptRows: num(opt['adopt-rows'], quick ? 1_000_000 : 10_000_000),
+  sweepRows: num(opt['sweep-rows'], quick ? 100_000 : 1_000_000),
   peersRows: num(opt['peers-rows'], quick ? 100_000 : 1_000_000),
   peersSeconds: num(opt['peers-seconds'], quick ? 15 : 60),
   extraEnv: Object.fromEntries((opt.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
@@ -1076,6 +1078,13 @@ function table(res) {
       add('k', '  CPU µs per replicated row: streamer / PostgreSQL / Kafka / ClickHouse', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)}`);
     }
   }
+  if (R.sweep) {
+    const w = R.sweep;
+    for (const [mode, r] of [['flag mode', w.flagMode], ['change-log mode', w.changeLogMode]]) {
+      add('l', `producer --sweep, ${f0(w.rows)} pending changes, ${mode}`, `${f0(r.rowsPerS)} rows/s`);
+      add('l', '  CPU µs per row: streamer / PostgreSQL / Kafka; sampled peak RSS', `${f1(r.cpuUsPerRow.streamer)} / ${f1(r.cpuUsPerRow.postgresql)} / ${f1(r.cpuUsPerRow.kafka)}; ${f0(r.sampledPeakRssMB)} MB`);
+    }
+  }
   if (R.peers) for (const [measure, value] of peersTableRows(R.peers)) add('peers', measure, value);
   const head = ['part', 'measure', 'value', 'target', 'met'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -1339,6 +1348,41 @@ async function partAdopt() {
   }
 }
 
+/**
+ * (l) `streamer producer --sweep` alone on N pending changes, in each capture mode: flag mode
+ * (user_login, filled as part a fills it) and change-log mode (a table `streamer migrate` adopted:
+ * its backfill queued every row, as for every table without a flag column). Rows/s from the
+ * producer's own "published N rows in S s" line; CPU of the streamer, PostgreSQL (its backends,
+ * reaped ones included) and Kafka; peak RSS.
+ */
+async function partSweep() {
+  const n = O.sweepRows;
+  const h = { startStreamer, cpuMeter };
+  const flag = await scratch('sweep');
+  log(`(l) sweep: filling ${n} pending rows (flag mode)`);
+  await fill(flag, n);
+  const flagMode = await sweep(h, flag);
+  log(`(l) sweep, flag mode: ${Math.round(flagMode.rowsPerS)} rows/s`);
+  const changes = await scratch('sweeplog', { migrate: false, env: { STREAMER_TABLES: 'changes' } });
+  log(`(l) sweep: filling ${n} rows and adopting them (change-log mode)`);
+  await changes.pg(async (c) => {
+    await c.query('CREATE TABLE changes (id bigint PRIMARY KEY, payload text, n int, price numeric(12,2), at timestamptz)');
+    await c.query('SET synchronous_commit = off');
+    for (let done = 0; done < n; done += 2_000_000) {
+      await c.query(
+        `INSERT INTO changes SELECT g, 'row ' || g, g, g / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series($1::int, $2::int) g`,
+        [done + 1, Math.min(n, done + 2_000_000)],
+      );
+    }
+    await c.query('VACUUM ANALYZE changes');
+  });
+  await runStreamerOnce(['migrate'], changes.env); // installs the capture; its backfill queues every row
+  await changes.pg((c) => c.query('VACUUM ANALYZE'));
+  const changeLogMode = await sweep(h, changes);
+  log(`(l) sweep, change-log mode: ${Math.round(changeLogMode.rowsPerS)} rows/s`);
+  return { rows: n, flagMode, changeLogMode };
+}
+
 // ------------------------------------------------------------------ main
 
 // Ctrl-C, or a plain `kill`: the scratch databases and topics go, and the peers' scratch
@@ -1393,6 +1437,7 @@ await runPart('update-latency', () => partUpdateLatency(O.latencySeconds));
 await runPart('verify', partVerify);
 await runPart('wide', partWide);
 await runPart('adopt', partAdopt);
+await runPart('sweep', partSweep);
 // Off by default (--peers or --only peers): fetches jars, starts a JVM and a PostgreSQL cluster.
 await runPart('peers', () =>
   partPeers({
