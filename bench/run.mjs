@@ -759,7 +759,7 @@ async function partLatency(flushMs, seconds, { soak = false } = {}) {
       tooManyPartsLogLines: tooManyParts,
       warnings: st.lines.filter((l) => l.level >= 40).length,
       // cores used on average while the load ran; `harness` = the ClickHouse poller + the load process (its child)
-      coresBusy: Object.fromEntries(Object.entries(cpu).filter(([k]) => !['wallSeconds', 'machineCores'].includes(k)).map(([k, v]) => [k, v === null ? null : Math.round((v / cpu.wallSeconds) * 100) / 100])),
+      coresBusy: Object.fromEntries(Object.entries(cpu).filter(([k, v]) => !['wallSeconds', 'machineCores'].includes(k) && (v === null || typeof v === 'number')).map(([k, v]) => [k, v === null ? null : Math.round((v / cpu.wallSeconds) * 100) / 100])),
       ...mem,
     };
     const L = r.latencyMs;
