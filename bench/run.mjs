@@ -181,20 +181,24 @@ async function cleanupAll() {
 
 /** Rows as the application would have inserted them; `sent` rows look already published. */
 async function fill(s, n, { sent = false } = {}) {
-  const CHUNK = 2_000_000;
   await s.pg(async (c) => {
     await c.query('SET synchronous_commit = off');
-    for (let done = 0; done < n; done += CHUNK) {
-      await c.query(
-        `INSERT INTO user_login (username, event_type, event_time, sent_to_kafka)
-         SELECT 'user_' || g, (ARRAY['login','logout','password_reset'])[1 + g % 3],
-                timestamp '2024-01-01 00:00:00' + g * interval '1 second' + (g % 1000) * interval '1 microsecond', $3
-           FROM generate_series($1::int, $2::int) g`,
-        [done + 1, Math.min(n, done + CHUNK), sent],
-      );
-    }
+    await insertInChunks(
+      c,
+      n,
+      `INSERT INTO user_login (username, event_type, event_time, sent_to_kafka)
+       SELECT 'user_' || g, (ARRAY['login','logout','password_reset'])[1 + g % 3],
+              timestamp '2024-01-01 00:00:00' + g * interval '1 second' + (g % 1000) * interval '1 microsecond', $3
+         FROM generate_series($1::int, $2::int) g`,
+      { more: [sent] },
+    );
     await c.query('VACUUM ANALYZE user_login');
   });
+}
+
+/** `sql` for g = 1…n, `chunk` at a time: $1 and $2 are each chunk's first and last g, `more` from $3 on. */
+async function insertInChunks(c, n, sql, { more = [], chunk = 2_000_000 } = {}) {
+  for (let done = 0; done < n; done += chunk) await c.query(sql, [done + 1, Math.min(n, done + chunk), ...more]);
 }
 
 // ------------------------------------------------------------------ the streamer as a child process
@@ -1241,16 +1245,16 @@ async function partWide() {
   log(`(j) 20-column table: filling ${n} rows (change-log mode)`);
   await s.pg(async (c) => {
     await c.query('SET synchronous_commit = off');
-    for (let done = 0; done < n; done += 500_000) {
-      await c.query(
-        `INSERT INTO wide SELECT g, g % 100000, g % 30000, g * 1000003, (g % 100000) / 100.0, g / 10000.0, g / 7.0, g / 3.0,
+    await insertInChunks(
+      c,
+      n,
+      `INSERT INTO wide SELECT g, g % 100000, g % 30000, g * 1000003, (g % 100000) / 100.0, g / 10000.0, g / 7.0, g / 3.0,
                 'text ' || g, md5(g::text), 'v' || (g % 1000), g % 2 = 0, md5(g::text)::uuid, date '2024-01-01' + (g % 3000)::int,
                 timestamptz '2024-01-01 00:00:00+00' + g * interval '1.000001 second', timestamp '2024-01-01' + g * interval '1 second',
                 jsonb_build_object('g', g, 'k', 'v'), ARRAY['a' || g % 10, 'b'], (ARRAY['sad','ok','happy']::mood[])[1 + g % 3], g
            FROM generate_series($1::bigint, $2::bigint) g`,
-        [done + 1, Math.min(n, done + 500_000)],
-      );
-    }
+      { chunk: 500_000 },
+    );
   });
   const st = startStreamer(['run'], { ...s.env, HTTP_PORT: '0' });
   try {
@@ -1283,9 +1287,7 @@ async function partAdopt() {
   await s.pg(async (c) => {
     await c.query('CREATE TABLE adopt (id bigserial PRIMARY KEY, payload text, n int, at timestamptz DEFAULT now())');
     await c.query('SET synchronous_commit = off');
-    for (let done = 0; done < n; done += 2_000_000) {
-      await c.query(`INSERT INTO adopt (payload, n) SELECT 'row ' || g, g FROM generate_series($1::int, $2::int) g`, [done + 1, Math.min(n, done + 2_000_000)]);
-    }
+    await insertInChunks(c, n, `INSERT INTO adopt (payload, n) SELECT 'row ' || g, g FROM generate_series($1::int, $2::int) g`);
     await c.query('VACUUM ANALYZE adopt');
   });
   // The application: single-row statements, each timed from send to acknowledgement.
@@ -1368,12 +1370,7 @@ async function partSweep() {
   await changes.pg(async (c) => {
     await c.query('CREATE TABLE changes (id bigint PRIMARY KEY, payload text, n int, price numeric(12,2), at timestamptz)');
     await c.query('SET synchronous_commit = off');
-    for (let done = 0; done < n; done += 2_000_000) {
-      await c.query(
-        `INSERT INTO changes SELECT g, 'row ' || g, g, g / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series($1::int, $2::int) g`,
-        [done + 1, Math.min(n, done + 2_000_000)],
-      );
-    }
+    await insertInChunks(c, n, `INSERT INTO changes SELECT g, 'row ' || g, g, g / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series($1::int, $2::int) g`);
     await c.query('VACUUM ANALYZE changes');
   });
   await runStreamerOnce(['migrate'], changes.env); // installs the capture; its backfill queues every row
