@@ -202,33 +202,78 @@ SELECT $1, * FROM unnest($2::text[], $3::text[])
 ON CONFLICT (table_name, key) DO UPDATE
    SET error = EXCLUDED.error, failed_at = now(), attempts = streamer_failed_rows.attempts + 1`;
 
-interface Pending {
-  message: EncodedMessage;
-  /** The key's text (failed-rows record); null for a truncate marker. */
-  key: string | null;
+/**
+ * A message of a batch and what it settles. It is handed to kafkajs as it is (kafkajs and our
+ * encoder read key, value, timestamp and partition of a message, nothing else): one object per
+ * message, not three (issue 14).
+ */
+class Pending implements EncodedMessage {
   /**
    * Flag mode: a claimed row (marked sent by its claim), pending again if Kafka refuses it — by the
    * text of its key columns: `key` itself for a one-column key, else these.
    */
-  claimed?: { keys?: string[] };
-  /** The change-log versions this message settles (deleteChanges, once Kafka has it). */
-  versions: readonly string[];
+  claimed: { keys?: string[] } | undefined = undefined;
   /**
    * The change-log rows this message settles that its claim deleted already (copyClaimChanges):
-   * put back (restoreChanges) if Kafka refuses it. Each copy of a truncate marker carries its row.
+   * put back (restoreChanges) if Kafka refuses it — entry `entry` of `logged`. Each copy of a
+   * truncate marker carries its row.
    */
-  logged?: LoggedChanges;
+  logged: ChangeClaim | undefined = undefined;
+  entry = -1;
+
+  constructor(
+    /** The key's text (also the failed-rows record's); null for a truncate marker. */
+    readonly key: string | null,
+    readonly value: Buffer,
+    /** When the batch claimed it (ms since the epoch, as text): the consumer measures claim → ClickHouse from it. */
+    readonly timestamp: string,
+    /** The change-log versions this message settles (deleteChanges, once Kafka has it). */
+    readonly versions: readonly string[],
+    /** A truncate marker's copy: its partition. */
+    readonly partition?: number,
+  ) {}
 }
 
-/** Change-log rows a copyClaimChanges claim deleted: their rows of its COPY (version, _op and key columns' text read from them only to put them back). */
-interface LoggedChanges {
-  from: CopyRows;
-  rows: number[];
+/**
+ * The change-log rows of one copyClaimChanges claim (its COPY rows), grouped by the message that
+ * settles them (an entry): linked through two arrays, not an object per message.
+ */
+class ChangeClaim {
+  /** Per entry: its first row. Per row: the next row of its entry, -1 after the last. */
+  private readonly first: Int32Array;
+  private readonly last: Int32Array;
+  private readonly next: Int32Array;
+  private entries = 0;
+
+  constructor(readonly rows: CopyRows) {
+    this.first = new Int32Array(rows.count);
+    this.last = new Int32Array(rows.count);
+    this.next = new Int32Array(rows.count);
+  }
+
+  /** A new entry holding row `r`; its number. */
+  open(r: number): number {
+    const e = this.entries++;
+    this.first[e] = this.last[e] = r;
+    this.next[r] = -1;
+    return e;
+  }
+
+  add(e: number, r: number): void {
+    this.next[this.last[e] as number] = r;
+    this.last[e] = r;
+    this.next[r] = -1;
+  }
+
+  /** Entry `e`'s rows. */
+  *rowsOf(e: number): Generator<number> {
+    for (let r = this.first[e] as number; r >= 0; r = this.next[r] as number) yield r;
+  }
 }
 
 /** Shared by the messages of claimed rows (read only): they settle no change-log row, and a one-column key is `key`. */
 const NO_VERSIONS: readonly string[] = [];
-const CLAIMED = {};
+const CLAIMED: { keys?: string[] } = {};
 
 /** The statements each session (a pool's client: one per connection) has PREPAREd. */
 const preparedBy = new WeakMap<pg.PoolClient, Set<string>>();
@@ -367,21 +412,22 @@ export async function drainBatch(
         releaseClaim?.();
       }
     }
+    // Every message's timestamp (Kafka's message time): when its batch claimed it.
+    const claimedAt = String(Date.now());
     claimed += rows.length;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as Record<string, unknown>;
-      const p = upsert(source, row, rowVersions[i] as string, NO_VERSIONS);
+      const p = upsert(source, row, rowVersions[i] as string, claimedAt);
       p.claimed = spec.keyColumns.length === 1 ? CLAIMED : { keys: rowKeysOf(spec, row) };
       pending.push(p);
     }
     if (copied) {
       claimed += copied.count;
-      copiedUpserts(source, copied, rowVersions, pending);
+      copiedUpserts(source, copied, rowVersions, claimedAt, pending);
     }
     claimed += changes.length;
-    const claimedAt = Date.now();
-    pending.push(...(await settleChanges(client, source, changes, publisher)));
-    if (claimedChanges) claimed += await copiedChanges(source, claimedChanges, publisher, pending);
+    pending.push(...(await settleChanges(client, source, changes, publisher, claimedAt)));
+    if (claimedChanges) claimed += await copiedChanges(source, claimedChanges, publisher, claimedAt, pending);
     if (pending.length === 0) {
       await client.query('COMMIT');
       return after ? { claimed: 0, published: 0, failed: 0, resumed: true } : { claimed: 0, published: 0, failed: 0 };
@@ -396,7 +442,7 @@ export async function drainBatch(
     let rejected;
     const releasePublish = await publishTurn;
     try {
-      rejected = await withDeadline(publisher.publish(spec.topic, pending.map((p) => p.message), claimedAt), config.producerPublishTimeoutMs, () => {
+      rejected = await withDeadline(publisher.publish(spec.topic, pending), config.producerPublishTimeoutMs, () => {
         publisher.abandon();
         return new UnreachableError(
           `Kafka at ${config.kafkaBrokers.join(',')} did not acknowledge ${pending.length} messages within PRODUCER_PUBLISH_TIMEOUT_MS=${config.producerPublishTimeoutMs}: rolled back, the changes stay pending`,
@@ -408,8 +454,8 @@ export async function drainBatch(
       releasePublish?.();
     }
     const refused = new Map(rejected.map((r) => [r.message, r.error]));
-    const failed = pending.filter((p) => refused.has(p.message) && p.key !== null);
-    const sent = pending.filter((p) => !refused.has(p.message));
+    const failed = pending.filter((p) => refused.has(p) && p.key !== null);
+    const sent = refused.size === 0 ? pending : pending.filter((p) => !refused.has(p));
     // The claim marked its rows sent; those Kafka refused are pending again, and recorded failed below.
     const refusedRows = failed.flatMap((p) => (p.claimed ? [p.claimed.keys ?? [p.key as string]] : []));
     if (refusedRows.length > 0 && plans.unmarkRows) {
@@ -418,15 +464,15 @@ export async function drainBatch(
     // A change-log row is settled once every message carrying it is sent: each copy of a truncate
     // marker carries its version, and one copy refused keeps the row for the next batch.
     const kept = new Set<string>();
-    for (const p of pending) if (refused.has(p.message)) for (const v of p.versions) kept.add(v);
+    for (const p of pending) if (refused.has(p)) for (const v of p.versions) kept.add(v);
     const versions: string[] = [];
     for (const p of sent) for (const v of p.versions) if (kept.size === 0 || !kept.has(v)) versions.push(v); // (flatMap: ~1 % of the sweep's CPU)
     if (versions.length > 0) await client.query(plans.deleteChanges, [versions]);
     // The change-log rows of refused messages that their claim deleted: back, pending (or failed) again.
-    const restore = pending.filter((p) => p.logged && refused.has(p.message)).map((p) => p.logged as LoggedChanges);
+    const restore = pending.filter((p) => p.logged && refused.has(p));
     if (restore.length > 0) await client.query(plans.restoreChanges, restoreParams(source, restore));
     if (failed.length > 0) {
-      const errors = failed.map((f) => `Kafka refused the message (${f.message.value.length} bytes): ${refused.get(f.message)}`);
+      const errors = failed.map((f) => `Kafka refused the message (${f.value.length} bytes): ${refused.get(f)}`);
       await client.query(RECORD_FAILED, [name, failed.map((f) => f.key), errors]);
       for (const [i, f] of failed.entries()) log.error({ table: name, key: f.key, error: errors[i] }, 'row recorded as failed (see streamer_failed_rows); the rows after it go on');
     }
@@ -523,12 +569,13 @@ function copiedKeys(source: TableSource, rows: CopyRows, r: number): string[] {
 }
 
 /** copyClaim rows → their upsert messages (the same bytes upsert() makes of the same rows read as rows). */
-function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], pending: Pending[]): void {
+function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], timestamp: string, pending: Pending[]): void {
   const values = upsertValues(rows, source.writers, Array.from({ length: rows.count }, (_, r) => r), versions);
   const one = source.spec.keyColumns.length === 1;
   for (let r = 0; r < rows.count; r++) {
-    const key = rows.text(r, source.spec.columns.length) as string;
-    pending.push({ message: { key, value: values[r] as Buffer }, key, versions: NO_VERSIONS, claimed: one ? CLAIMED : { keys: copiedKeys(source, rows, r) } });
+    const p = new Pending(rows.text(r, source.spec.columns.length) as string, values[r] as Buffer, timestamp, NO_VERSIONS);
+    p.claimed = one ? CLAIMED : { keys: copiedKeys(source, rows, r) };
+    pending.push(p);
   }
 }
 
@@ -538,15 +585,14 @@ function rowKeysOf(spec: TableSpec, row: Record<string, unknown>): string[] {
 }
 
 /** A row read from the table (c0…cN) → its upsert message. */
-function upsert(source: TableSource, row: Record<string, unknown>, version: string, versions: readonly string[]): Pending {
+function upsert(source: TableSource, row: Record<string, unknown>, version: string, timestamp: string): Pending {
   const { encoders, fields } = source;
   const fragments = new Array<string>(encoders.length);
   for (let i = 0; i < encoders.length; i++) {
     const v = row[fields[i] as string];
     fragments[i] = v === null || v === undefined ? 'null' : (encoders[i] as (v: unknown) => string)(v);
   }
-  const key = row.key as string;
-  return { message: { key, value: encodeFields(source.prefixes, fragments, 'upsert', version) }, key, versions };
+  return new Pending(row.key as string, encodeFields(source.prefixes, fragments, 'upsert', version), timestamp, NO_VERSIONS);
 }
 
 /**
@@ -554,14 +600,14 @@ function upsert(source: TableSource, row: Record<string, unknown>, version: stri
  * absence (a delete), with the highest version claimed for that key; a truncate marker to every
  * partition.
  */
-async function settleChanges(client: pg.PoolClient, source: TableSource, changes: Record<string, string | null>[], publisher: Publisher): Promise<Pending[]> {
+async function settleChanges(client: pg.PoolClient, source: TableSource, changes: Record<string, string | null>[], publisher: Publisher, timestamp: string): Promise<Pending[]> {
   const { spec } = source;
   const out: Pending[] = [];
   const byKey = new Map<string, { keys: string[]; version: string; versions: string[] }>();
   for (const c of changes) {
     const version = c.version as string;
     if (c.op === 'T') {
-      await truncateMarkers(spec, version, publisher, out);
+      await truncateMarkers(spec, version, publisher, timestamp, version, out);
       continue;
     }
     const key = c.key as string;
@@ -583,17 +629,24 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   const values = upsertValues(rows, source.writers, picks, entries.map(([, e]) => e.version));
   for (const [i, [key, e]] of entries.entries()) {
     const value = values[i];
-    out.push({ message: { key, value: value ?? deleteValue(source, e.keys, e.version) }, key, versions: e.versions });
+    out.push(new Pending(key, value ?? deleteValue(source, e.keys, e.version), timestamp, e.versions));
   }
   return out;
 }
 
-/** A truncate marker at `version` to every partition of the topic. */
-async function truncateMarkers(spec: TableSpec, version: string, publisher: Publisher, out: Pending[]): Promise<void> {
-  const versions = [version];
+/**
+ * A truncate marker at `version` to every partition of the topic. Each copy settles the log row
+ * only with the others: all of them carry its version (`settles`), or its row (`logged`, entry `entry`).
+ */
+async function truncateMarkers(spec: TableSpec, version: string, publisher: Publisher, timestamp: string, settles: string | ChangeClaim, out: Pending[], entry = -1): Promise<void> {
+  const versions = typeof settles === 'string' ? [settles] : NO_VERSIONS;
   for (const partition of await publisher.partitions(spec.topic)) {
-    // Each copy settles the log row only with the others: all of them carry its version.
-    out.push({ message: { key: null, value: encodeTruncate(version), partition }, key: null, versions });
+    const p = new Pending(null, encodeTruncate(version), timestamp, versions, partition);
+    if (typeof settles !== 'string') {
+      p.logged = settles;
+      p.entry = entry;
+    }
+    out.push(p);
   }
 }
 
@@ -616,12 +669,10 @@ const OP_TRUNCATE = 84; // T
 /** The highest version a copyClaimChanges claim holds (undefined for none). */
 function highestVersion(source: TableSource, rows: CopyRows): string | undefined {
   const field = changeField(source, 'version');
-  let highest: string | undefined;
-  for (let r = 0; r < rows.count; r++) {
-    const v = rows.text(r, field) as string;
-    if (highest === undefined || newerVersion(v, highest)) highest = v;
-  }
-  return highest;
+  if (rows.count === 0) return undefined;
+  let highest = 0;
+  for (let r = 1; r < rows.count; r++) if (newerVersionAt(rows, field, r, highest)) highest = r;
+  return rows.text(highest, field) as string;
 }
 
 /**
@@ -630,18 +681,18 @@ function highestVersion(source: TableSource, rows: CopyRows): string | undefined
  * marker to every partition. The claim deleted the change-log rows: each message carries those it
  * settles (Pending.logged), to put back if Kafka refuses it. Returns how many change-log rows the
  * claim held (a configured key that is not unique can join a change to several rows: each counts,
- * which at worst makes a drain claim once more).
+ * which at worst makes a drain claim once more). The versions are compared and written as the
+ * bytes of the claim (no text made of them), each key's from its change with the highest.
  */
-async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, out: Pending[]): Promise<number> {
+async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, timestamp: string, out: Pending[]): Promise<number> {
   const { spec } = source;
   const [keyAt, versionAt, opAt] = (['key', 'version', 'op'] as const).map((f) => changeField(source, f)) as [number, number, number];
   const width = spec.keyColumns.length;
+  const claim = new ChangeClaim(rows);
   const byKey = new Map<string, number>(); // key → its entry
-  const keys: string[] = [];
-  const rowOf: number[] = []; // the entry's row (any of its changes': they read the same row)
-  const picks: number[] = []; // the row if it is there (an upsert), else -1 (a delete)
-  const versions: string[] = []; // the highest version claimed for it
-  const logged: LoggedChanges[] = [];
+  const keys: string[] = []; // per entry: its key
+  const best = new Int32Array(rows.count); // per entry: its change with the highest version (its row: all of them read the same)
+  let entries = 0;
   const truncates: number[] = []; // their rows
   for (let r = 0; r < rows.count; r++) {
     const op = rows.bytes[rows.start(r, opAt)];
@@ -649,49 +700,48 @@ async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Pub
       truncates.push(r);
       continue;
     }
-    const version = rows.text(r, versionAt) as string;
     const key = rows.text(r, keyAt) as string;
-    let e = byKey.get(key);
+    const e = byKey.get(key);
     if (e === undefined) {
-      byKey.set(key, (e = keys.length));
+      byKey.set(key, entries);
       keys.push(key);
-      rowOf.push(r);
-      picks.push(op === OP_UPSERT ? r : -1);
-      versions.push(version);
-      logged.push({ from: rows, rows: [r] });
+      best[entries] = r;
+      if (claim.open(r) !== entries++) throw new Error('bug: change-log entries out of step');
     } else {
-      if (newerVersion(version, versions[e] as string)) versions[e] = version;
-      (logged[e] as LoggedChanges).rows.push(r);
+      if (newerVersionAt(rows, versionAt, r, best[e] as number)) best[e] = r;
+      claim.add(e, r);
     }
   }
   // Truncate markers first, as settleChanges has them.
-  const versionOf = (r: number) => rows.text(r, versionAt) as string;
-  truncates.sort((a, b) => (a === b ? 0 : newerVersion(versionOf(a), versionOf(b)) ? 1 : -1));
-  for (const r of truncates) {
-    const copies: Pending[] = [];
-    await truncateMarkers(spec, versionOf(r), publisher, copies);
-    const row: LoggedChanges = { from: rows, rows: [r] };
-    for (const p of copies) out.push({ ...p, versions: NO_VERSIONS, logged: row });
-  }
-  const values = upsertValues(rows, source.writers, picks, versions);
-  for (let e = 0; e < keys.length; e++) {
-    const key = keys[e] as string;
-    const value = values[e] ?? deleteValue(source, rows.texts(rowOf[e] as number, spec.columns.length, width), versions[e] as string);
-    out.push({ message: { key, value }, key, versions: NO_VERSIONS, logged: logged[e] as LoggedChanges });
+  truncates.sort((a, b) => (a === b ? 0 : newerVersionAt(rows, versionAt, a, b) ? 1 : -1));
+  for (const r of truncates) await truncateMarkers(spec, rows.text(r, versionAt) as string, publisher, timestamp, claim, out, claim.open(r));
+  // The row if it is there (an upsert), else -1 (a delete).
+  const picks = new Int32Array(entries);
+  for (let e = 0; e < entries; e++) picks[e] = rows.bytes[rows.start(best[e] as number, opAt)] === OP_UPSERT ? (best[e] as number) : -1;
+  const values = upsertValues(rows, source.writers, picks, versionAt);
+  for (let e = 0; e < entries; e++) {
+    const r = best[e] as number;
+    const value = values[e] ?? deleteValue(source, rows.texts(r, spec.columns.length, width), rows.text(r, versionAt) as string);
+    const p = new Pending(keys[e] as string, value, timestamp, NO_VERSIONS);
+    p.logged = claim;
+    p.entry = e;
+    out.push(p);
   }
   return rows.count;
 }
 
-/** restoreChanges' parameters for these change-log rows (a truncate marker's copies carry the same row: once). */
-function restoreParams(source: TableSource, logged: readonly LoggedChanges[]): unknown[] {
+/** restoreChanges' parameters for the change-log rows of these messages (a truncate marker's copies carry the same row: once). */
+function restoreParams(source: TableSource, messages: readonly Pending[]): unknown[] {
   const { spec } = source;
   const [versionAt, loggedAt] = [changeField(source, 'version'), changeField(source, 'logged')];
   const seen = new Set<string>();
   const versions: string[] = [];
   const ops: string[] = [];
   const keys: Array<Array<string | null>> = spec.keyColumns.map(() => []);
-  for (const { from, rows } of logged) {
-    for (const r of rows) {
+  for (const { logged, entry } of messages) {
+    if (!logged) continue;
+    const from = logged.rows;
+    for (const r of logged.rowsOf(entry)) {
       const v = from.text(r, versionAt) as string;
       if (seen.has(v)) continue;
       seen.add(v);
@@ -701,6 +751,22 @@ function restoreParams(source: TableSource, logged: readonly LoggedChanges[]): u
     }
   }
   return [versions, ops, ...keys];
+}
+
+/** Row `a`'s version > row `b`'s, both read in place from field `field` (decimal digits without leading zeros). */
+function newerVersionAt(rows: CopyRows, field: number, a: number, b: number): boolean {
+  const as = rows.start(a, field);
+  const bs = rows.start(b, field);
+  const n = rows.end(a, field) - as;
+  const m = rows.end(b, field) - bs;
+  if (n !== m) return n > m;
+  const d = rows.bytes;
+  for (let i = 0; i < n; i++) {
+    const x = d[as + i] as number;
+    const y = d[bs + i] as number;
+    if (x !== y) return x > y;
+  }
+  return false;
 }
 
 /** `a` > `b`, both versions as decimal text without leading zeros (a BigInt of each was part of the change-log sweep's cost). */

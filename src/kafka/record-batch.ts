@@ -387,7 +387,8 @@ export function decodePlainBatch(d: FetchDecoder, partial: (message: string) => 
     records[r] = new FetchedRecord(
       magicByte,
       recordAttributes,
-      logAppend ? maxTimestamp : addToInt64(firstTimestamp, firstTimestampN, timestampDelta),
+      // (A producer's batch shares one timestamp: delta 0, the batch's text itself, not a copy.)
+      logAppend ? maxTimestamp : timestampDelta === 0 ? firstTimestamp : addToInt64(firstTimestamp, firstTimestampN, timestampDelta),
       addToInt64(firstOffset, firstOffsetN, offsetDelta),
       headers,
       recordContext.isControlBatch,

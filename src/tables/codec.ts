@@ -20,6 +20,8 @@ export interface EncodedMessage {
   value: Buffer;
   /** Set for a truncate marker: it goes to this partition (one copy per partition). */
   partition?: number;
+  /** Kafka's time of the message, ms since the epoch as text (unset: when it is sent). */
+  timestamp?: string;
 }
 
 /** Each name as the start of a JSON member, `"name":` — made once per table, used for every row. */

@@ -230,9 +230,10 @@ const OP_UPSERT = Buffer.from('"_op":"upsert","_version":');
 
 /**
  * Row `row`'s upsert message, `{"a":1,…,"_op":"upsert","_version":7}` (encodeFields' bytes), its
- * columns in fields 0…N; returns where it starts (it ends at out.length).
+ * columns in fields 0…N; returns where it starts (it ends at out.length). `version`: its text, or
+ * the row's field that holds it (a bigint's text: digits only, written as they are).
  */
-export function writeUpsert(out: ByteBuffer, rows: CopyRows, row: number, columns: readonly ColumnWriter[], version: string): number {
+export function writeUpsert(out: ByteBuffer, rows: CopyRows, row: number, columns: readonly ColumnWriter[], version: string | number): number {
   const from = out.length;
   out.byte(123); // {
   for (let i = 0; i < columns.length; i++) {
@@ -242,22 +243,24 @@ export function writeUpsert(out: ByteBuffer, rows: CopyRows, row: number, column
     out.byte(44); // ,
   }
   out.copy(OP_UPSERT, 0, OP_UPSERT.length);
-  out.ascii(version);
+  if (typeof version === 'string') out.ascii(version);
+  else out.copy(rows.bytes, rows.start(row, version), rows.end(row, version));
   out.byte(125); // }
   return from;
 }
 
 /**
- * The upsert messages of rows `picks[i]` (a row index; -1: none) at `versions[i]`, written into one
- * buffer: views of it (null where no row), taken once it has stopped growing.
+ * The upsert messages of rows `picks[i]` (a row index; -1: none) at `versions[i]` (or at the
+ * version in field `versions` of each picked row), written into one buffer: views of it (null
+ * where no row), taken once it has stopped growing.
  */
-export function upsertValues(rows: CopyRows, columns: readonly ColumnWriter[], picks: ArrayLike<number>, versions: readonly string[]): Array<Buffer | null> {
+export function upsertValues(rows: CopyRows, columns: readonly ColumnWriter[], picks: ArrayLike<number>, versions: readonly string[] | number): Array<Buffer | null> {
   const out = new ByteBuffer(rows.size + rows.count * 64);
   const spans = new Int32Array(picks.length * 2);
   for (let i = 0; i < picks.length; i++) {
     const r = picks[i] as number;
     if (r < 0) continue;
-    spans[2 * i] = writeUpsert(out, rows, r, columns, versions[i] as string);
+    spans[2 * i] = writeUpsert(out, rows, r, columns, typeof versions === 'number' ? versions : (versions[i] as string));
     spans[2 * i + 1] = out.length;
   }
   return Array.from({ length: picks.length }, (_, i) => ((picks[i] as number) < 0 ? null : out.buf.subarray(spans[2 * i], spans[2 * i + 1])));

@@ -193,3 +193,30 @@ it('the first batch of a pass: a truncate marker that one partition refused stay
     await pool.end();
   }
 });
+
+it('a refused message of a key with several changes in one COPY batch: every one of its change-log rows is put back, as it was', async () => {
+  const source = sources.get('public.pairs')!;
+  const changes = captureObjects(source.spec).changes;
+  await withPg(iso.config, (c) =>
+    c.query(`DELETE FROM ${changes}; DELETE FROM streamer_failed_rows WHERE table_name = '${source.name}';
+             INSERT INTO pairs VALUES ('m1', 'x', 1), ('m2', 'x', 2); UPDATE pairs SET v = v + 10 WHERE tid = 'm1'; UPDATE pairs SET v = v + 10 WHERE tid = 'm1'; DELETE FROM pairs WHERE tid = 'm2'`),
+  );
+  const before = async () => (await withPg(iso.config, async (c) => (await c.query(`SELECT _version::text AS v, _op::text AS op, tid, b FROM ${changes} ORDER BY _version`)).rows)) as Array<{ v: string; op: string; tid: string; b: string }>;
+  const all = await before();
+  expect(all.filter((r) => r.tid === 'm1')).toHaveLength(3);
+  const pool = createPool(iso.config, logger, 'streamer-copy-changes-test');
+  try {
+    const refusing = recorder({ refuse: ['["m1", "x"]'] });
+    expect(await drainBatch(pool, refusing.publisher, iso.config, logger, source, 1000, {})).toMatchObject({ claimed: 5, published: 1, failed: 1 });
+    // One message per key: m1's upsert at its highest version (refused), m2's delete.
+    const highest = (tid: string) => all.filter((r) => r.tid === tid).at(-1)!.v;
+    expect(refusing.sent.map((m) => [m.key, m.value.toString()]).sort()).toEqual([
+      ['["m1", "x"]', `{"tid":"m1","b":"x","v":21,"_op":"upsert","_version":${highest('m1')}}`],
+      ['["m2", "x"]', `{"tid":"m2","b":"x","_op":"delete","_version":${highest('m2')}}`],
+    ]);
+    // m1's three change-log rows are back, each with its version and op; m2's are settled.
+    expect(await before()).toEqual(all.filter((r) => r.tid === 'm1'));
+  } finally {
+    await pool.end();
+  }
+});

@@ -72,8 +72,8 @@ describe('a drain resumes after the last full batch, and still publishes a row i
       const published: string[] = [];
       const publisher: Publisher = {
         ...kafka,
-        publish: async (t, messages, ts) => {
-          const refused = await kafka.publish(t, messages, ts);
+        publish: async (t, messages) => {
+          const refused = await kafka.publish(t, messages);
           for (const msg of messages) published.push(msg.key as string);
           // Once the claims are 20 rows in (at least three full batches to go): the holder lets
           // its row go, pending as before.

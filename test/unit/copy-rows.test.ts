@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeFields, fieldPrefixes } from '../../src/tables/codec.js';
 import { ByteBuffer } from '../../src/common/bytes.js';
-import { CopyRows, unescapeCopy, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
+import { CopyRows, unescapeCopy, upsertValues, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
 import { mapColumn, type ColumnMapping } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
 import { column, type ColumnDef } from './support/specs.js';
@@ -132,6 +132,33 @@ describe('upsert messages written from COPY rows', () => {
         const got = out.buf.subarray(spans[2 * k], spans[2 * k + 1]);
         expect(got.toString(), `seed ${seed} row ${k}`).toBe(expected[k]?.toString());
         expect(got.equals(expected[k] as Buffer), `seed ${seed} row ${k}`).toBe(true);
+      }
+    }
+  });
+
+  it('write the version from a field of the row (a change-log claim) as the row path writes its text', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = rng(seed);
+      const rows = new CopyRows(COLUMNS.length + 1); // the columns, then the version
+      const versions: string[] = [];
+      const expected: Buffer[] = [];
+      for (let k = 0; k < 30; k++) {
+        const values = COLUMNS.map((_, i) => value(r, i));
+        const version = String(1 + Math.floor(r.next() * 10 ** (1 + (k % 18))));
+        rows.add(Buffer.from(`${[...values, version].map(copyText).join('\t')}\n`));
+        versions.push(version);
+        expected.push(rowPath(values, version));
+      }
+      const picks = Array.from({ length: rows.count }, (_, k) => (k % 5 === 3 ? -1 : k));
+      const byField = upsertValues(rows, writers, picks, COLUMNS.length);
+      const byText = upsertValues(rows, writers, picks, versions);
+      for (let k = 0; k < rows.count; k++) {
+        if (picks[k] === -1) {
+          expect([byField[k], byText[k]]).toEqual([null, null]);
+          continue;
+        }
+        expect(byField[k]?.toString(), `seed ${seed} row ${k}`).toBe(expected[k]?.toString());
+        expect(byText[k]?.equals(expected[k] as Buffer), `seed ${seed} row ${k}`).toBe(true);
       }
     }
   });

@@ -17,6 +17,12 @@ describe('chunkBySize', () => {
   it('returns nothing for nothing', () => {
     expect(chunkBySize([], 100)).toEqual([]);
   });
+  it('gives messages that fit the budget together as one run, up to the budget exactly', () => {
+    const fit = [msg('1', 40), msg('2', 40), msg('3', 17)]; // keys count: 41 + 41 + 18 = 100
+    expect(chunkBySize(fit, 100).map((c) => c.map((m) => m.key))).toEqual([['1', '2', '3']]);
+    const over = [...fit, msg('4', 0)];
+    expect(chunkBySize(over, 100).map((c) => c.map((m) => m.key))).toEqual([['1', '2', '3'], ['4']]);
+  });
 });
 
 describe('backoffDelay', () => {

@@ -8,6 +8,37 @@ function protocolError(type: string) {
   return Object.assign(new Error('The broker received an out of order sequence number'), { name: 'KafkaJSProtocolError', type, retriable: false });
 }
 
+describe('publisher: what kafkajs is given', () => {
+  it('the messages themselves, timestamps and partitions as they are, and refused ones returned as the same objects', async () => {
+    const config = loadConfig({});
+    const logger = createLogger({ level: 'silent' });
+    const sent: unknown[][] = [];
+    const factory: ProducerFactory = () => ({
+      connect: async () => {},
+      disconnect: async () => {},
+      send: async ({ messages }) => {
+        sent.push(messages);
+        if (messages.some((m) => m.key === 'bad')) throw Object.assign(new Error('too large'), { name: 'KafkaJSProtocolError', type: 'MESSAGE_TOO_LARGE', retriable: false });
+        return [];
+      },
+    });
+    const publisher = createPublisher(config, logger, factory);
+    await publisher.connect();
+    const a = { key: '1', value: Buffer.from('{"id":1}'), timestamp: '1700000000000', extra: 'x' };
+    const marker = { key: null, value: Buffer.from('{"_op":"truncate","_version":2}'), timestamp: '1700000000001', partition: 3 };
+    expect(await publisher.publish('t', [a, marker])).toEqual([]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toHaveLength(2);
+    expect(sent[0]![0]).toBe(a);
+    expect(sent[0]![1]).toBe(marker);
+    const bad = { key: 'bad', value: Buffer.from('{}'), timestamp: '1700000000002' };
+    const refused = await publisher.publish('t', [a, bad]);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.message).toBe(bad);
+    expect(refused[0]!.error).toMatch(/too large/);
+  });
+});
+
 describe('publisher: a new idempotent producer when Kafka lost track of the old one', () => {
   const config = loadConfig({});
   const logger = createLogger({ level: 'silent' });
