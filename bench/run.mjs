@@ -558,6 +558,7 @@ async function partStages() {
     close: () => inner.close(),
     abandon: () => inner.abandon(),
     partitions: (topic) => inner.partitions(topic),
+    // (builds before 89f700a pass the claim time as a third argument; later ones put it in each message)
     async publish(topic, messages, ts) {
       const t0 = performance.now();
       try {

@@ -690,9 +690,8 @@ async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Pub
   const width = spec.keyColumns.length;
   const claim = new ChangeClaim(rows);
   const byKey = new Map<string, number>(); // key → its entry
-  const keys: string[] = []; // per entry: its key
-  const best = new Int32Array(rows.count); // per entry: its change with the highest version (its row: all of them read the same)
-  let entries = 0;
+  const keys: string[] = []; // per entry (the keys' first, opened in this order): its key
+  const best = new Int32Array(rows.count); // per entry: its change with the highest version (every change of a key reads the key's row)
   const truncates: number[] = []; // their rows
   for (let r = 0; r < rows.count; r++) {
     const op = rows.bytes[rows.start(r, opAt)];
@@ -703,16 +702,17 @@ async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Pub
     const key = rows.text(r, keyAt) as string;
     const e = byKey.get(key);
     if (e === undefined) {
-      byKey.set(key, entries);
-      keys.push(key);
-      best[entries] = r;
-      if (claim.open(r) !== entries++) throw new Error('bug: change-log entries out of step');
+      const opened = claim.open(r);
+      byKey.set(key, opened);
+      keys[opened] = key;
+      best[opened] = r;
     } else {
       if (newerVersionAt(rows, versionAt, r, best[e] as number)) best[e] = r;
       claim.add(e, r);
     }
   }
-  // Truncate markers first, as settleChanges has them.
+  const entries = keys.length;
+  // Truncate markers first, as settleChanges has them (their entries after the keys').
   truncates.sort((a, b) => (a === b ? 0 : newerVersionAt(rows, versionAt, a, b) ? 1 : -1));
   for (const r of truncates) await truncateMarkers(spec, rows.text(r, versionAt) as string, publisher, timestamp, claim, out, claim.open(r));
   // The row if it is there (an upsert), else -1 (a delete).
