@@ -34,6 +34,7 @@ const probe = clickhouse(s.clickhouseUrl, { user: s.clickhouseUser, password: s.
 const start = nowMs();
 let stored = 0;
 let chErrors = 0;
+let fatal = null; // an insert error retrying cannot cure (the table's columns, say): the run stops with it
 await consumer.run({
   eachMessage: async ({ message, partition }) => {
     const e = JSON.parse(message.value.toString());
@@ -42,17 +43,24 @@ await consumer.run({
       username: e.username,
       event_type: e.event_type,
       event_time: e.event_time === null ? null : e.event_time.slice(0, 19),
-      kafka_partition: partition,
-      kafka_offset: Number(message.offset),
-      ingested_at: new Date().toISOString().slice(0, 19).replace('T', ' '),
+      // The table is the streamer's (its metadata columns since ecf3222: _kafka_partition, …;
+      // _version and _deleted take their defaults).
+      _kafka_partition: partition,
+      _kafka_offset: Number(message.offset),
+      _ingested_at: new Date().toISOString().slice(0, 19).replace('T', ' '),
     };
-    for (;;) {
+    while (fatal === null) {
       try {
         await ch.insert({ table: 'user_login', values: [row], format: 'JSONEachRow' });
         stored++;
         return;
-      } catch {
-        chErrors++; // "Too many parts" and the like: the seed would have crashed; we retry
+      } catch (err) {
+        // "Too many parts" (code 252): the seed would have crashed; we retry. Anything else stops the run.
+        if (!/Too many parts|\b252\b/.test(String(err?.message ?? err))) {
+          fatal = err;
+          return;
+        }
+        chErrors++;
         await sleep(100);
       }
     }
@@ -60,7 +68,7 @@ await consumer.run({
 });
 
 let produced = 0;
-for (;;) {
+while (fatal === null) {
   const r = await db.query(
     `SELECT id, username, event_type, to_char(event_time, 'YYYY-MM-DD HH24:MI:SS.US') AS event_time
        FROM user_login WHERE sent_to_kafka = FALSE ORDER BY id LIMIT 1`,
@@ -75,10 +83,14 @@ const producerMs = nowMs() - start;
 
 const deadline = Date.now() + Number(values['timeout-s']) * 1000;
 let inClickhouse = 0;
-while (Date.now() < deadline) {
+while (Date.now() < deadline && fatal === null) {
   inClickhouse = await probe.scalar('SELECT count() FROM user_login');
   if (inClickhouse >= rows) break;
   await sleep(20);
+}
+if (fatal !== null || inClickhouse < rows) {
+  process.stderr.write(`baseline: ${fatal !== null ? `ClickHouse refused an insert: ${fatal?.message ?? fatal}` : `ClickHouse holds ${inClickhouse} of ${rows} rows after ${values['timeout-s']} s`}\n`);
+  process.exit(1);
 }
 const e2eMs = nowMs() - start;
 await consumer.disconnect().catch(() => {});
