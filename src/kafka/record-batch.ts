@@ -245,6 +245,22 @@ export class FetchedRecord implements DecodedRecord {
     readonly valueEnd: number,
   ) {}
 
+  /** Where it was fetched from: set by the consumer when it takes the record (`received`); declared here so that every record has one hidden class. */
+  topic = '';
+  partition = -1;
+
+  /** The record as the consumer's message (src/sink/consumer.ts InboundMessage): itself, its topic and partition set. */
+  received(topic: string, partition: number): this {
+    this.topic = topic;
+    this.partition = partition;
+    return this;
+  }
+
+  /** Itself: the sink's reference to the message (SinkInput.ref). */
+  get ref(): this {
+    return this;
+  }
+
   get key(): Buffer | null {
     return this.keyAt < 0 ? null : this.bytes.subarray(this.keyAt, this.keyEnd);
   }

@@ -71,7 +71,10 @@ export interface SinkInput<T> {
    */
   message?: DecodedMessage;
   value?: Buffer | null;
-  /** Or the value as bytes[valueAt, valueEnd) of a larger buffer (a fetch's), read where it is; `value` then gives the same bytes. */
+  /**
+   * Or the value as bytes[valueAt, valueEnd) of a larger buffer (a fetch's), read where it is;
+   * `value` then gives the same bytes. A valueAt below 0 is a null value (a FetchedRecord's).
+   */
   bytes?: Buffer | null;
   valueAt?: number;
   valueEnd?: number;
@@ -321,7 +324,7 @@ export class TableSink<T> {
   /** Step 1a: each message by a learnt shape straight into its row (written to the body), else decoded (JSON.parse). */
   private readMessages(inputs: readonly SinkInput<T>[], ingestedAt: string, rejected: Rejection<T>[]) {
     let size = 0;
-    for (const input of inputs) size += (input.bytes ? (input.valueEnd as number) - (input.valueAt as number) : (input.value?.length ?? 64)) + 48;
+    for (const input of inputs) size += (input.bytes && (input.valueAt as number) >= 0 ? (input.valueEnd as number) - (input.valueAt as number) : (input.value?.length ?? 64)) + 48;
     const body = new Body(size);
     const fast = new Array<Row<T> | null>(inputs.length).fill(null);
     const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
@@ -332,10 +335,11 @@ export class TableSink<T> {
         continue;
       }
       let row: Row<T> | null = null;
-      const bytes = input.bytes ?? input.value;
+      const inPlace = input.bytes && (input.valueAt as number) >= 0;
+      const bytes = inPlace ? input.bytes : input.value;
       if (bytes) {
-        const from = input.bytes ? (input.valueAt as number) : 0;
-        const to = input.bytes ? (input.valueEnd as number) : bytes.length;
+        const from = inPlace ? (input.valueAt as number) : 0;
+        const to = inPlace ? (input.valueEnd as number) : bytes.length;
         for (let k = 0; row === null && k < this.shapes.length; k++) row = (this.shapes[k] as LearntShape).row(bytes, from, to, body, input.partition, input.offset, ingestedAt, input.ref);
       }
       if (row) {

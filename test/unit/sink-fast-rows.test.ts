@@ -119,9 +119,12 @@ function randomValue(rand: () => number, version: number, rows: number): Buffer 
  */
 function asSpans(raw: readonly SinkInput<number>[]): SinkInput<number>[] {
   const FILLER = Buffer.from('7}"],null,"\\');
-  const whole = Buffer.concat(raw.flatMap((r) => [FILLER, r.value as Buffer, FILLER]));
+  const whole = Buffer.concat(raw.flatMap((r) => (r.value ? [FILLER, r.value, FILLER] : [])));
   let at = 0;
   return raw.map((r) => {
+    // A null value (a tombstone): no span, as a FetchedRecord says it — valueAt -1 (its valueEnd is
+    // where the key ended).
+    if (!r.value) return { bytes: whole, valueAt: -1, valueEnd: at, value: null, topic: r.topic, partition: r.partition, offset: r.offset, ref: r.ref };
     const valueAt = at + FILLER.length;
     const valueEnd = valueAt + (r.value as Buffer).length;
     at = valueEnd + FILLER.length;
@@ -129,7 +132,7 @@ function asSpans(raw: readonly SinkInput<number>[]): SinkInput<number>[] {
   });
 }
 
-async function both(batches: Buffer[][]) {
+async function both(batches: Array<Array<Buffer | null>>) {
   const a = fakeClickHouse();
   const b = fakeClickHouse();
   const c = fakeClickHouse();
@@ -166,7 +169,8 @@ describe('reading messages by shape (issue 14)', () => {
   it('writes the same rows and refuses the same messages, for the same reasons, as JSON.parse', async () => {
     const rand = rng(20261126);
     let version = 1;
-    const batches = Array.from({ length: 40 }, () => Array.from({ length: 250 }, () => randomValue(rand, version++, 400)));
+    // A few null values (tombstones) among them.
+    const batches = Array.from({ length: 40 }, () => Array.from({ length: 250 }, () => (rand() < 0.01 ? null : randomValue(rand, version++, 400))));
     const { results, inserts, sink } = await both(batches);
     expect(inserts[0]).toEqual(inserts[1]);
     expect(results[0]).toEqual(results[1]);
