@@ -1,10 +1,18 @@
 /**
  * `COPY (query) TO STDOUT` on a node-postgres client, each row handed to `onRow` as the bytes of
- * its CopyData message, a view into node-postgres's read buffer that is valid only during the
+ * its CopyData message: `bytes[start, end)`, node-postgres's read buffer, valid only during the
  * call (src/tables/copy-rows.ts copies it). node-postgres passes CopyData to the active query
- * (Client#_handleCopyData); this is such a query, as pg-copy-streams' are.
+ * (Client#_handleCopyData); this is such a query, as pg-copy-streams' are. pg-copy-patch.ts makes
+ * the parser hand the row over in place.
  */
 import type pg from 'pg';
+import { copyDataSpan, type CopyDataInPlace } from './pg-copy-patch.js';
+
+/**
+ * A row's bytes: `bytes[start, end)`, valid only during the call — or, when `more`, until the next
+ * call, which comes from the same `bytes` before they can change (pg-copy-patch.ts).
+ */
+export type CopyRowHandler = (bytes: Buffer, start: number, end: number, more: boolean) => void;
 
 class CopyOut {
   /**
@@ -20,7 +28,7 @@ class CopyOut {
 
   constructor(
     private readonly text: string,
-    private readonly onRow: (row: Buffer) => void,
+    private readonly onRow: CopyRowHandler,
     private readonly resolve: (rows: number) => void,
     private readonly reject: (err: unknown) => void,
   ) {}
@@ -29,10 +37,11 @@ class CopyOut {
     connection.query(this.text);
   }
 
-  handleCopyData(msg: { chunk: Buffer }): void {
+  handleCopyData(msg: { chunk: Buffer } & Partial<CopyDataInPlace>): void {
     if (this.failure !== null) return;
     try {
-      this.onRow(msg.chunk);
+      const { bytes, start, end, more } = copyDataSpan(msg);
+      this.onRow(bytes, start, end, more);
       this.rows++;
     } catch (err) {
       this.failure = err; // reported once PostgreSQL is done (ReadyForQuery): the session stays usable
@@ -66,7 +75,7 @@ class CopyOut {
 }
 
 /** Runs `COPY (…) TO STDOUT` (its text given whole); resolves with the number of rows. */
-export function copyOut(client: Pick<pg.ClientBase, 'query'>, text: string, onRow: (row: Buffer) => void): Promise<number> {
+export function copyOut(client: Pick<pg.ClientBase, 'query'>, text: string, onRow: CopyRowHandler): Promise<number> {
   return new Promise((resolve, reject) => {
     client.query(new CopyOut(text, onRow, resolve, reject) as unknown as pg.Submittable);
   });

@@ -385,7 +385,7 @@ export async function drainBatch(
       // Its rows are read as bytes (COPY), and their messages written from them.
       if (plans.copyClaim) {
         const rowsRead = (copied = new CopyRows(source.copyFields));
-        await copyOut(client, plans.copyClaim(batchSize, name, after?.keys), (row) => rowsRead.add(row));
+        await copyOut(client, plans.copyClaim(batchSize, name, after?.keys), (bytes, start, end, more) => rowsRead.add(bytes, start, end, more));
         const last = copiedLast(source, rowsRead);
         if (last) moveCursor(cursor, { keys: last });
       }
@@ -394,7 +394,7 @@ export async function drainBatch(
         if (plans.copyClaimChanges) {
           // Log mode: the change-log claim and the rows of its keys in one COPY, then the shape.
           const rowsRead = (claimedChanges = new CopyRows(source.changeFields));
-          await copyOut(client, plans.copyClaimChanges(batchSize, name, after?.version), (row) => rowsRead.add(row));
+          await copyOut(client, plans.copyClaimChanges(batchSize, name, after?.version), (bytes, start, end, more) => rowsRead.add(bytes, start, end, more));
           const highest = highestVersion(source, rowsRead);
           if (highest !== undefined) moveCursor(cursor, { version: highest });
           recorded = (await client.query<{ capture: string; columns: string }>(RECORDED_SHAPE, [name])).rows[0];
@@ -622,7 +622,7 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   const columns = spec.columns.length;
   const width = spec.keyColumns.length;
   const rows = new CopyRows(columns + width);
-  await copyOut(client, source.plans.copyReadRows(entries.map(([, e]) => e.keys)), (row) => rows.add(row));
+  await copyOut(client, source.plans.copyReadRows(entries.map(([, e]) => e.keys)), (bytes, start, end, more) => rows.add(bytes, start, end, more));
   const present = new Map<string, number>();
   for (let r = 0; r < rows.count; r++) present.set(width === 1 ? (rows.text(r, columns) as string) : rows.texts(r, columns, width).join('\0'), r);
   const picks = entries.map(([, e]) => present.get(width === 1 ? (e.keys[0] as string) : e.keys.join('\0')) ?? -1);

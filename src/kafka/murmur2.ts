@@ -5,6 +5,8 @@
  * Math.imul gives the same result (test/unit/record-batch.test.ts compares both on random keys).
  * Installed in kafkajs's place by kafkajs-patch.ts: a key's partition does not change.
  */
+import { shortAsciiLength, writeShortAscii } from '../common/bytes.js';
+
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 /** Strings are written here rather than into a new Buffer each (keys are short). */
@@ -20,7 +22,7 @@ export function murmur2(key: Buffer | string | number): number {
     const text = String(key);
     if (text.length * 3 > scratch.length) scratch = Buffer.allocUnsafe(text.length * 3);
     data = scratch;
-    length = scratch.write(text, 0, 'utf8');
+    length = shortAsciiLength(text) >= 0 ? writeShortAscii(scratch, 0, text) : scratch.write(text, 0, 'utf8');
   }
   let h = (SEED ^ length) | 0;
   const whole = length & ~3;

@@ -17,6 +17,7 @@
  * Record => Length varint, Attributes int8, TimestampDelta varlong, OffsetDelta varint,
  *   Key varint-bytes, Value varint-bytes, Headers [varint-string key, varint-bytes value]
  */
+import { shortAsciiLength, writeShortAscii } from '../common/bytes.js';
 import { crc32c } from './crc32c.js';
 
 /** A message as kafkajs hands it to the encoder (after its own validation). */
@@ -80,14 +81,22 @@ const writeVarint = (buf: Buffer, at: number, v: number) => writeUVarint(buf, at
  */
 type Payload = Buffer | string | null;
 const payloadOf = (v: Buffer | string | number | null | undefined): Payload => (v === null || v === undefined ? null : Buffer.isBuffer(v) ? v : String(v));
-const payloadLength = (p: Payload) => (p === null ? -1 : typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length);
+const payloadLength = (p: Payload) => (p === null ? -1 : typeof p === 'string' ? textLength(p) : p.length);
+const textLength = (s: string) => {
+  const n = shortAsciiLength(s);
+  return n >= 0 ? n : Buffer.byteLength(s, 'utf8');
+};
 /** Bytes of a varint-length-prefixed payload of `length` bytes (-1: null). */
 const payloadSize = (length: number) => varintSize(length) + Math.max(0, length);
 
 function writePayload(buf: Buffer, at: number, p: Payload, length: number = payloadLength(p)): number {
   at = writeVarint(buf, at, length);
   if (p === null) return at;
-  if (typeof p === 'string') buf.write(p, at, length, 'utf8');
+  // As many UTF-8 bytes as UTF-16 units: ASCII only.
+  if (typeof p === 'string') {
+    if (length === p.length && length <= 64) writeShortAscii(buf, at, p);
+    else buf.write(p, at, length, 'utf8');
+  }
   else p.copy(buf, at);
   return at + length;
 }

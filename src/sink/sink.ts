@@ -61,7 +61,7 @@ import { META_COLUMNS } from '../tables/spec.js';
 import { clickhouseErrorCode, clickhouseErrorText, clickhouseNow, isClickHouseDataError } from './clickhouse.js';
 import { TABLE_COLUMNS } from './ddl.js';
 import { messageShape } from './message-shapes.js';
-import { Body, keyText, LearntShape, writeLineEnd, type Column, type Row } from './rows.js';
+import { Body, integerKey, keyOf, keyValuesOf, LearntShape, rowKey, writeLineEnd, type Column, type Row, type RowKey } from './rows.js';
 
 export interface SinkInput<T> {
   /**
@@ -362,7 +362,7 @@ export class TableSink<T> {
 
   /** Steps 1b and 2: the rows of the decoded messages too, then the newest row of each key; truncate markers apart. */
   private newestRows(inputs: readonly SinkInput<T>[], fast: readonly (Row<T> | null)[], decoded: readonly (DecodedMessage | null)[], body: Body, ingestedAt: string, checkFields: boolean, rejected: Rejection<T>[]) {
-    const newest = new Map<string, Row<T>>();
+    const newest = new Map<RowKey, Row<T>>();
     const truncates: Array<{ version: number; partition: number; offset: string }> = [];
     let superseded = 0;
     for (let i = 0; i < inputs.length; i++) {
@@ -453,7 +453,7 @@ export class TableSink<T> {
     body.utf8(out.join(''));
     body.ascii(String(version));
     writeLineEnd(body, isDelete, input.partition, input.offset, ingestedAt);
-    return { key: keyText(this.keys, keyValues), partition: input.partition, offset: input.offset, keyValues, version, start, end: body.length, ref: input.ref };
+    return { key: keyOf(this.keys, keyValues), partition: input.partition, offset: input.offset, keyValues, version, start, end: body.length, ref: input.ref };
   }
 
   /** The key's values as SQL literals of their columns' types. Throws Refused. */
@@ -469,16 +469,17 @@ export class TableSink<T> {
   }
 
   /** Per key of `rows`, the highest version ClickHouse holds (rows without FINAL: deletes included). */
-  private async storedVersions(rows: Row<T>[]): Promise<Map<string, number>> {
-    const found = new Map<string, number>();
+  private async storedVersions(rows: Row<T>[]): Promise<Map<RowKey, number>> {
+    const found = new Map<RowKey, number>();
     if (rows.length === 0) return found;
+    const intKey = integerKey(this.keys);
     const keyExpr = this.keys.length === 1 ? chIdent((this.keys[0] as Column).name) : `(${this.keys.map((k) => chIdent(k.name)).join(', ')})`;
     // toString: every key type comes back as text, which canon() reads like a message's value.
     // Aliases that no column can be called (ClickHouse resolves an alias before a column of the same name).
     const select = this.keys.map((k, i) => `toString(${chIdent(k.name)}) AS __streamer_k${i}`).join(', ');
     // Usually one query; more only when the keys would pass ~200 KB (18.16's max_query_size is 256 KiB).
     const literal = (r: Row<T>) => {
-      const ls = this.keyLiterals(r.keyValues);
+      const ls = this.keyLiterals(keyValuesOf(r));
       return ls.length === 1 ? (ls[0] as string) : `(${ls.join(', ')})`;
     };
     for (const list of chunkByLength(rows.map(literal), 200_000)) {
@@ -487,7 +488,7 @@ export class TableSink<T> {
         format: 'JSONEachRow',
       });
       for (const r of await rs.json<Record<string, unknown>>()) {
-        const key = this.keys.map((k, i) => k.codec.canon(r[`__streamer_k${i}`])).join('\u0000');
+        const key = rowKey(intKey, this.keys.map((k, i) => k.codec.canon(r[`__streamer_k${i}`])).join('\u0000'));
         found.set(key, Number(r.__streamer_v));
       }
     }

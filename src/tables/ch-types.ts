@@ -97,7 +97,7 @@ const INT_RANGES: Record<string, [bigint, bigint]> = {
 const describe = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v) : JSON.stringify(v));
 
 /** An integer's canonical text of at most 15 digits: exact as a Number, no leading zero. */
-const SHORT_INT = /^(?:0|-?[1-9]\d{0,14})$/;
+export const SHORT_INT = /^(?:0|-?[1-9]\d{0,14})$/;
 
 function intCodec(type: string): Omit<ChCodec, 'type' | 'nullable'> {
   const [min, max] = INT_RANGES[type] as [bigint, bigint];

@@ -64,7 +64,7 @@ it('every type, both paths: the same message bytes and key for each claimed row;
     // The backlog path on the same rows.
     await client.query(PRODUCER_BEGIN);
     const copied = new CopyRows(source.copyFields);
-    expect(await copyOut(client, source.plans.copyClaim!(100, source.name), (row) => copied.add(row))).toBe(12);
+    expect(await copyOut(client, source.plans.copyClaim!(100, source.name), (bytes, start, end) => copied.add(bytes, start, end))).toBe(12);
     await client.query('ROLLBACK');
     const out = new ByteBuffer(0);
     const byCopy = new Map<string, string>();
@@ -94,10 +94,10 @@ it('a COPY that fails (a table gone) rejects with PostgreSQL’s error, and the 
   const client = await pool.connect();
   try {
     const rows: Buffer[] = [];
-    await expect(copyOut(client, 'COPY (SELECT * FROM no_such_table) TO STDOUT', (row) => rows.push(row))).rejects.toMatchObject({ code: '42P01' });
+    await expect(copyOut(client, 'COPY (SELECT * FROM no_such_table) TO STDOUT', (bytes, start, end) => rows.push(Buffer.from(bytes.subarray(start, end))))).rejects.toMatchObject({ code: '42P01' });
     // A row callback that throws: the error comes back once PostgreSQL is done, and the session is usable.
     await expect(copyOut(client, 'COPY (SELECT g FROM generate_series(1, 3) g) TO STDOUT', () => { throw new Error('boom'); })).rejects.toThrow('boom');
-    expect(await copyOut(client, 'COPY (SELECT g FROM generate_series(1, 3) g) TO STDOUT', (row) => rows.push(Buffer.from(row)))).toBe(3);
+    expect(await copyOut(client, 'COPY (SELECT g FROM generate_series(1, 3) g) TO STDOUT', (bytes, start, end) => rows.push(Buffer.from(bytes.subarray(start, end))))).toBe(3);
     expect(rows.map((r) => r.toString())).toEqual(['1\n', '2\n', '3\n']);
     expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   } finally {
@@ -147,7 +147,7 @@ it('the change-log path reads rows by keys that need escaping in an array litera
   try {
     const rows = new CopyRows(spec.columns.length + 1);
     // Every key asked for, and one that is not there.
-    expect(await copyOut(client, plans.copyReadRows([...keys, 'absent'].map((k) => [k])), (row) => rows.add(row))).toBe(keys.length);
+    expect(await copyOut(client, plans.copyReadRows([...keys, 'absent'].map((k) => [k])), (bytes, start, end) => rows.add(bytes, start, end))).toBe(keys.length);
     const found = Array.from({ length: rows.count }, (_, r) => [rows.text(r, spec.columns.length), rows.text(r, 0), rows.text(r, 1)]);
     expect(found.sort()).toEqual(keys.map((k, i) => [k, k, String(i + 1)]).sort());
   } finally {

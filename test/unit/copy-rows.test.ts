@@ -100,6 +100,15 @@ function value(r: R, i: number): string | null {
   }
 }
 
+/**
+ * Adds a row as node-postgres's parser hands it over: a span of a larger buffer, here between
+ * tabs and a newline that are no part of it (the row's fields are found within its span only).
+ */
+function addRow(rows: CopyRows, text: string): void {
+  const row = Buffer.from(text);
+  rows.add(Buffer.concat([Buffer.from('\t\t'), row, Buffer.from('\t9\t\n')]), 2, 2 + row.length);
+}
+
 /** A value in COPY's text format (PostgreSQL's CopyAttributeOutText). */
 const copyText = (v: string | null) =>
   v === null ? '\\N' : v.replace(/[\\\n\r\t\b\f\v]/g, (c) => `\\${({ '\\': '\\', '\n': 'n', '\r': 'r', '\t': 't', '\b': 'b', '\f': 'f', '\v': 'v' } as Record<string, string>)[c]}`);
@@ -122,7 +131,7 @@ describe('upsert messages written from COPY rows', () => {
       for (let k = 0; k < 50; k++) {
         const values = COLUMNS.map((_, i) => value(r, i));
         const key = text(r);
-        rows.add(Buffer.from(`${[...values, key].map(copyText).join('\t')}\t${k === 7 ? 't' : 'f'}\n`));
+        addRow(rows, `${[...values, key].map(copyText).join('\t')}\t${k === 7 ? 't' : 'f'}\n`);
         expected.push(rowPath(values, String(1000 + k)));
       }
       const out = new ByteBuffer(16); // small (1 KiB): it has to grow
@@ -145,7 +154,7 @@ describe('upsert messages written from COPY rows', () => {
       for (let k = 0; k < 30; k++) {
         const values = COLUMNS.map((_, i) => value(r, i));
         const version = String(1 + Math.floor(r.next() * 10 ** (1 + (k % 18))));
-        rows.add(Buffer.from(`${[...values, version].map(copyText).join('\t')}\n`));
+        addRow(rows, `${[...values, version].map(copyText).join('\t')}\n`);
         versions.push(version);
         expected.push(rowPath(values, version));
       }
@@ -165,8 +174,8 @@ describe('upsert messages written from COPY rows', () => {
 
   it('reads the other fields as node-postgres would: the key, is_last, NULL', () => {
     const rows = new CopyRows(3);
-    rows.add(Buffer.from('a\\tb\\\\c\\nd\tt\t\\N\n'));
-    rows.add(Buffer.from('\\\\N\tf\t日本\n'));
+    addRow(rows, 'a\\tb\\\\c\\nd\tt\t\\N\n');
+    addRow(rows, '\\\\N\tf\t日本\n');
     expect([rows.text(0, 0), rows.isTrue(0, 1), rows.text(0, 2), rows.isNull(0, 2)]).toEqual(['a\tb\\c\nd', true, null, true]);
     expect([rows.text(1, 0), rows.isTrue(1, 1), rows.text(1, 2), rows.isNull(1, 0)]).toEqual(['\\N', false, '日本', false]);
     expect(unescapeCopy(Buffer.from('x\\by\\fz\\v\\r'), 0, 11)).toBe('x\by\fz\v\r');
@@ -174,15 +183,40 @@ describe('upsert messages written from COPY rows', () => {
 
   it('refuses a row of another shape than the claim’s, rather than misreading it', () => {
     const rows = new CopyRows(3);
-    expect(() => rows.add(Buffer.from('1\t2\n'))).toThrow(/2 fields where 3/);
-    expect(() => rows.add(Buffer.from('1\t2\t3\t4\n'))).toThrow(/where 3/);
+    expect(() => addRow(rows, '1\t2\n')).toThrow(/2 fields where 3/);
+    expect(() => addRow(rows, '1\t2\t3\t4\n')).toThrow(/where 3/);
     expect(rows.count).toBe(0);
+  });
+
+  it('copies consecutive rows of one buffer at once, before that buffer changes', () => {
+    // As the parser hands them over: CopyData frames (a 5-byte header before each row) in buffers
+    // that are overwritten once their rows are handed over; `more` while the next row is in the same one.
+    const texts = Array.from({ length: 500 }, (_, k) => `${k}\t${'y'.repeat(k % 300)}\tt\n`);
+    const rows = new CopyRows(3);
+    for (let from = 0; from < texts.length; from += 37) {
+      const mine = texts.slice(from, from + 37);
+      const buf = Buffer.concat(mine.map((t) => Buffer.concat([Buffer.from('d\0\0\0\0'), Buffer.from(t)])));
+      let at = 0;
+      mine.forEach((t, i) => {
+        rows.add(buf, at + 5, at + 5 + Buffer.byteLength(t), i < mine.length - 1);
+        at += 5 + Buffer.byteLength(t);
+      });
+      buf.fill('z'); // the parser's next read
+    }
+    expect(rows.count).toBe(500);
+    for (const k of [0, 1, 36, 37, 299, 499]) expect([rows.text(k, 0), rows.text(k, 1), rows.isTrue(k, 2)]).toEqual([String(k), 'y'.repeat(k % 300), true]);
+  });
+
+  it('is not read while a row waits for the rest of its run', () => {
+    const rows = new CopyRows(1);
+    rows.add(Buffer.from('a\nb\n'), 0, 2, true);
+    expect(() => rows.count).toThrow(/before their last row/);
   });
 
   it('keeps every row while its buffers grow (thousands of rows, long values)', () => {
     const rows = new CopyRows(2);
     const long = 'x'.repeat(70_000);
-    for (let k = 0; k < 3000; k++) rows.add(Buffer.from(`${k}\t${k % 1000 === 0 ? long : `v${k}`}\n`));
+    for (let k = 0; k < 3000; k++) addRow(rows, `${k}\t${k % 1000 === 0 ? long : `v${k}`}\n`);
     expect(rows.count).toBe(3000);
     expect([rows.text(0, 1)?.length, rows.text(1, 1), rows.text(2999, 0), rows.text(2000, 1)?.length]).toEqual([70_000, 'v1', '2999', 70_000]);
   });

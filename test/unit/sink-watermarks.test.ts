@@ -156,4 +156,18 @@ describe('TableSink watermarks', () => {
     expect(retry).toMatchObject({ inserted: 0, duplicates: 2 });
     expect(ch.rows.map((r) => [r.id, r.version])).toEqual([[1, 1], [2, 2]]);
   });
+
+  it('one integer key is one key however it comes: read from the bytes as a number, parsed, or a string; and as ClickHouse answers it', async () => {
+    const { ch, sink } = await open();
+    ch.rows.push({ id: 7, version: 5 }, { id: 1234567890123456, version: 5 }); // stored before: the floor is 5
+    const raw = (list: Array<[id: string, version: number]>): SinkInput<number>[] =>
+      list.map(([id, version], i) => ({ value: Buffer.from(`{"id":${id},"name":"n","_op":"upsert","_version":${version}}`), topic: 't', partition: 0, offset: String(i), ref: i }));
+    const result = await sink.write(raw([['"9"', 1], ['7', 4], ['"007"', 3], ['9', 6], ['1234567890123456', 4], ['"1234567890123456"', 5]]));
+    // Key 7 (4 as a number, 3 as "007") and the 16-digit key (a string either way) are found stored
+    // at 5; key 9 ("9", then 9) is new: only its newest version is inserted.
+    expect(ch.rows.slice(2).map((r) => [r.id, r.version])).toEqual([[9, 6]]);
+    expect(result).toMatchObject({ inserted: 1, duplicates: 5 });
+    expect(sink.lookups.checked).toBe(2);
+    expect(sink.reads.shape).toBeGreaterThan(0); // the bytes' own path was taken (the first message taught the shape)
+  });
 });
