@@ -39,6 +39,7 @@ import type { Logger } from '../common/logger.js';
 import { metrics, registerGauge } from '../ops/metrics.js';
 import { backoffDelay, sleep, withDeadline } from '../common/retry.js';
 import { FifoLock } from '../common/fifo-lock.js';
+import { BufferPool, Lease } from '../common/bytes.js';
 import { buildSpec, readCatalog } from '../tables/introspect.js';
 import { mapColumn } from '../tables/pg-types.js';
 import { capabilities } from '../tables/server.js';
@@ -274,6 +275,13 @@ class ChangeClaim {
 /** Shared by the messages of claimed rows (read only): they settle no change-log row, and a one-column key is `key`. */
 const NO_VERSIONS: readonly string[] = [];
 const CLAIMED: { keys?: string[] } = {};
+/**
+ * The batches' COPY rows and message buffers, reused (bytes.ts BufferPool): a batch borrows them
+ * and gives them back once committed — its messages, views of them, are then read by nobody (kafkajs
+ * has answered the send). A batch that fails leaves its buffers to the GC: an abandoned send may
+ * still be reading them.
+ */
+const BATCH_BUFFERS = new BufferPool(8, 4 * 1024 * 1024);
 
 /** The statements each session (a pool's client: one per connection) has PREPAREd. */
 const preparedBy = new WeakMap<pg.PoolClient, Set<string>>();
@@ -351,6 +359,7 @@ export async function drainBatch(
   let released = false;
   const { spec, plans, name } = source;
   let publishTurn: Promise<() => void> | undefined;
+  const lease = new Lease(BATCH_BUFFERS);
   try {
     const pending: Pending[] = [];
     let claimed = 0;
@@ -384,7 +393,7 @@ export async function drainBatch(
       // rows); their versions, the change-log claim and the publish turn are taken in order.
       // Its rows are read as bytes (COPY), and their messages written from them.
       if (plans.copyClaim) {
-        const rowsRead = (copied = new CopyRows(source.copyFields));
+        const rowsRead = (copied = new CopyRows(source.copyFields, lease));
         await copyOut(client, plans.copyClaim(batchSize, name, after?.keys), (bytes, start, end, more) => rowsRead.add(bytes, start, end, more));
         const last = copiedLast(source, rowsRead);
         if (last) moveCursor(cursor, { keys: last });
@@ -393,7 +402,7 @@ export async function drainBatch(
       try {
         if (plans.copyClaimChanges) {
           // Log mode: the change-log claim and the rows of its keys in one COPY, then the shape.
-          const rowsRead = (claimedChanges = new CopyRows(source.changeFields));
+          const rowsRead = (claimedChanges = new CopyRows(source.changeFields, lease));
           await copyOut(client, plans.copyClaimChanges(batchSize, name, after?.version), (bytes, start, end, more) => rowsRead.add(bytes, start, end, more));
           const highest = highestVersion(source, rowsRead);
           if (highest !== undefined) moveCursor(cursor, { version: highest });
@@ -423,13 +432,14 @@ export async function drainBatch(
     }
     if (copied) {
       claimed += copied.count;
-      copiedUpserts(source, copied, rowVersions, claimedAt, pending);
+      copiedUpserts(source, copied, rowVersions, claimedAt, pending, lease);
     }
     claimed += changes.length;
-    pending.push(...(await settleChanges(client, source, changes, publisher, claimedAt)));
-    if (claimedChanges) claimed += await copiedChanges(source, claimedChanges, publisher, claimedAt, pending);
+    pending.push(...(await settleChanges(client, source, changes, publisher, claimedAt, lease)));
+    if (claimedChanges) claimed += await copiedChanges(source, claimedChanges, publisher, claimedAt, pending, lease);
     if (pending.length === 0) {
       await client.query('COMMIT');
+      lease.end();
       return after ? { claimed: 0, published: 0, failed: 0, resumed: true } : { claimed: 0, published: 0, failed: 0 };
     }
     // Read after the claims: a migrate that committed a new shape before any claimed row changed
@@ -477,6 +487,7 @@ export async function drainBatch(
       for (const [i, f] of failed.entries()) log.error({ table: name, key: f.key, error: errors[i] }, 'row recorded as failed (see streamer_failed_rows); the rows after it go on');
     }
     await client.query('COMMIT');
+    lease.end(); // committed, and kafkajs answered: nothing reads the batch's buffers now
     metrics.rowsPublished.inc({ table: name }, sent.length);
     metrics.rowsFailed.inc({ table: name }, failed.length);
     metrics.producerBatchRows.observe(pending.length);
@@ -569,8 +580,8 @@ function copiedKeys(source: TableSource, rows: CopyRows, r: number): string[] {
 }
 
 /** copyClaim rows → their upsert messages (the same bytes upsert() makes of the same rows read as rows). */
-function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], timestamp: string, pending: Pending[]): void {
-  const values = upsertValues(rows, source.writers, Array.from({ length: rows.count }, (_, r) => r), versions);
+function copiedUpserts(source: TableSource, rows: CopyRows, versions: readonly string[], timestamp: string, pending: Pending[], lease: Lease): void {
+  const values = upsertValues(rows, source.writers, Array.from({ length: rows.count }, (_, r) => r), versions, lease);
   const one = source.spec.keyColumns.length === 1;
   for (let r = 0; r < rows.count; r++) {
     const p = new Pending(rows.text(r, source.spec.columns.length) as string, values[r] as Buffer, timestamp, NO_VERSIONS);
@@ -600,7 +611,7 @@ function upsert(source: TableSource, row: Record<string, unknown>, version: stri
  * absence (a delete), with the highest version claimed for that key; a truncate marker to every
  * partition.
  */
-async function settleChanges(client: pg.PoolClient, source: TableSource, changes: Record<string, string | null>[], publisher: Publisher, timestamp: string): Promise<Pending[]> {
+async function settleChanges(client: pg.PoolClient, source: TableSource, changes: Record<string, string | null>[], publisher: Publisher, timestamp: string, lease: Lease): Promise<Pending[]> {
   const { spec } = source;
   const out: Pending[] = [];
   const byKey = new Map<string, { keys: string[]; version: string; versions: string[] }>();
@@ -621,12 +632,12 @@ async function settleChanges(client: pg.PoolClient, source: TableSource, changes
   // The rows as they are now, read as bytes (copyReadRows: c0…cN, then the key columns' text).
   const columns = spec.columns.length;
   const width = spec.keyColumns.length;
-  const rows = new CopyRows(columns + width);
+  const rows = new CopyRows(columns + width, lease);
   await copyOut(client, source.plans.copyReadRows(entries.map(([, e]) => e.keys)), (bytes, start, end, more) => rows.add(bytes, start, end, more));
   const present = new Map<string, number>();
   for (let r = 0; r < rows.count; r++) present.set(width === 1 ? (rows.text(r, columns) as string) : rows.texts(r, columns, width).join('\0'), r);
   const picks = entries.map(([, e]) => present.get(width === 1 ? (e.keys[0] as string) : e.keys.join('\0')) ?? -1);
-  const values = upsertValues(rows, source.writers, picks, entries.map(([, e]) => e.version));
+  const values = upsertValues(rows, source.writers, picks, entries.map(([, e]) => e.version), lease);
   for (const [i, [key, e]] of entries.entries()) {
     const value = values[i];
     out.push(new Pending(key, value ?? deleteValue(source, e.keys, e.version), timestamp, e.versions));
@@ -684,7 +695,7 @@ function highestVersion(source: TableSource, rows: CopyRows): string | undefined
  * which at worst makes a drain claim once more). The versions are compared and written as the
  * bytes of the claim (no text made of them), each key's from its change with the highest.
  */
-async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, timestamp: string, out: Pending[]): Promise<number> {
+async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Publisher, timestamp: string, out: Pending[], lease: Lease): Promise<number> {
   const { spec } = source;
   const [keyAt, versionAt, opAt] = (['key', 'version', 'op'] as const).map((f) => changeField(source, f)) as [number, number, number];
   const width = spec.keyColumns.length;
@@ -718,7 +729,7 @@ async function copiedChanges(source: TableSource, rows: CopyRows, publisher: Pub
   // The row if it is there (an upsert), else -1 (a delete).
   const picks = new Int32Array(entries);
   for (let e = 0; e < entries; e++) picks[e] = rows.bytes[rows.start(best[e] as number, opAt)] === OP_UPSERT ? (best[e] as number) : -1;
-  const values = upsertValues(rows, source.writers, picks, versionAt);
+  const values = upsertValues(rows, source.writers, picks, versionAt, lease);
   for (let e = 0; e < entries; e++) {
     const r = best[e] as number;
     const value = values[e] ?? deleteValue(source, rows.texts(r, spec.columns.length, width), rows.text(r, versionAt) as string);

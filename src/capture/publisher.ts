@@ -15,6 +15,8 @@ export interface Publisher {
   /**
    * Publishes every message or throws. Messages the broker refuses for good (too large, invalid)
    * do not fail the others: they are returned (the same objects) with the broker's reason.
+   * A message's bytes are the caller's again once this settles (the producer reuses a committed
+   * batch's buffers): whatever keeps them longer keeps a copy.
    */
   publish<M extends EncodedMessage>(topic: string, messages: readonly M[]): Promise<Array<{ message: M; error: string }>>;
   /** The topic's partitions (created with the broker's defaults when missing): a truncate marker goes to each. */

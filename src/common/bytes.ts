@@ -8,13 +8,18 @@ export class ByteBuffer {
   buf: Buffer;
   length = 0;
 
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(capacity, 1024));
+  /** With `lease`, its buffers (the first and any it grows into) are borrowed from the lease's pool. */
+  constructor(
+    capacity: number,
+    private readonly lease?: Lease,
+  ) {
+    this.buf = lease ? lease.take(Math.max(capacity, 1024)) : Buffer.allocUnsafe(Math.max(capacity, 1024));
   }
 
   reserve(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
+    const size = Math.max(this.buf.length * 2, this.length + n);
+    const grown = this.lease ? this.lease.take(size) : Buffer.allocUnsafe(size);
     this.buf.copy(grown, 0, 0, this.length);
     this.buf = grown;
   }
@@ -70,4 +75,78 @@ export function shortAsciiLength(s: string): number {
 export function writeShortAscii(buf: Uint8Array, at: number, s: string): number {
   for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
   return at;
+}
+
+/**
+ * Large buffers kept for reuse: a batch's COPY rows and messages (the producer), a write's insert
+ * body (the sink). Each lives for one batch, tens of milliseconds, yet about half of them were
+ * freed only by V8's next full collection (their Buffer objects had outlived two young ones):
+ * 20–45 MB of array buffers in the streamer's RSS were such garbage at any time of the drain
+ * (issue 14, goal 4). Reused, they stay few and live. A pool only keeps what `Lease#end` gives
+ * back, at most `keep` buffers of at most `largest` bytes; anything else is left to the GC.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    private readonly keep: number,
+    private readonly largest: number,
+  ) {}
+
+  /** Buffers held for reuse, and their bytes. */
+  get held(): { buffers: number; bytes: number } {
+    return { buffers: this.free.length, bytes: this.free.reduce((n, b) => n + b.length, 0) };
+  }
+
+  /** A buffer of at least `size` bytes (its content is whatever it was): a free one that is large enough, else a new one. */
+  take(size: number): Buffer {
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const b = this.free[i] as Buffer;
+      if (b.length >= size) {
+        this.free.splice(i, 1);
+        return b;
+      }
+    }
+    // Its own memory (not a slice of Node's shared pool), so that it can be handed on whole.
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  give(buf: Buffer): void {
+    if (buf.length > this.largest || buf.length < MIN_POOLED || buf.byteOffset !== 0 || buf.length !== buf.buffer.byteLength) return;
+    if (this.free.includes(buf)) throw new Error('bug: a buffer given back to its pool twice');
+    if (this.free.length < this.keep) {
+      this.free.push(buf);
+      return;
+    }
+    // Full: the larger buffers are kept (they fit the next batch without growing).
+    let smallest = 0;
+    for (let i = 1; i < this.free.length; i++) if ((this.free[i] as Buffer).length < (this.free[smallest] as Buffer).length) smallest = i;
+    if (buf.length > (this.free[smallest] as Buffer).length) this.free[smallest] = buf;
+  }
+}
+
+/** Buffers below this are not worth keeping: Node's own pool serves them. */
+const MIN_POOLED = 16 * 1024;
+
+/**
+ * The buffers one batch borrowed from a pool, given back together by `end` — which its owner
+ * calls only once nothing can read any of them again (no view of one is held by anyone): after
+ * a batch committed, after a write's insert was answered. A batch that fails just drops its lease.
+ */
+export class Lease {
+  private lent: Buffer[] = [];
+
+  constructor(private readonly pool: BufferPool) {}
+
+  take(size: number): Buffer {
+    const b = this.pool.take(size);
+    this.lent.push(b);
+    return b;
+  }
+
+  end(): void {
+    const lent = this.lent;
+    this.lent = [];
+    for (const b of lent) this.pool.give(b);
+  }
 }

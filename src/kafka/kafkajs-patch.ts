@@ -9,9 +9,13 @@
  * This puts a linear function with the same contract in that module's place in the require cache:
  * `{ [partition]: the messages of that partition, in order }`, `{}` without partition metadata.
  *
- * 2. The encoder of a produce request (v3, which v4–v7 reuse): record batches written in one buffer
- * each (src/kafka/record-batch.ts) instead of a chain of per-message encoders — the same bytes for
- * uncompressed batches, kafkajs's own encoder for compressed ones (the streamer sends none).
+ * 2. The encoder of a produce request (v3, which v4–v7 reuse): record batches measured first and
+ * written in place (src/kafka/record-batch.ts) instead of a chain of per-message encoders — the
+ * same bytes for uncompressed batches, kafkajs's own encoder for compressed ones (the streamer
+ * sends none). And the framing of requests (protocol/request.js): a produce request is written
+ * once, header and batches, in the buffer that goes to the socket — a buffer reused once the
+ * broker has answered that request (Connection#send, wrapped: see `answeredAfter`); any other
+ * request as kafkajs frames it.
  *
  * 3. The record batch decoder of fetch responses (uncompressed batches; record-batch.ts): the same
  * records, read in place.
@@ -33,8 +37,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { decodePlainBatch, encodeRecordBatch, isPlainBatch, type BatchMessage, type FetchDecoder } from './record-batch.js';
+import { decodePlainBatch, isPlainBatch, planRecordBatch, type BatchMessage, type FetchDecoder } from './record-batch.js';
 import { murmur2 } from './murmur2.js';
+import { BufferPool, Lease } from '../common/bytes.js';
 
 interface GroupArgs<M> {
   topic: string;
@@ -109,29 +114,86 @@ interface ProduceRequest {
   apiName: string;
   expectResponse: () => boolean;
   encode: () => Promise<unknown>;
+  /** Called by the wrapped Connection#send once the broker answered (ours only). */
+  answered?: () => void;
 }
 type ProduceV3 = (args: ProduceArgs) => ProduceRequest;
 
-/** What kafkajs's Encoder#writeEncoder reads of an encoder: `buf` (checked to be a Buffer) and `buffer`. */
+/** What kafkajs's Encoder#writeEncoder and connection.js read of an encoder: `buf` (checked to be a Buffer) and `buffer`. */
 function asEncoder(bytes: Buffer): { buf: Buffer; buffer: Buffer; size(): number } {
   return { buf: bytes, buffer: bytes, size: () => bytes.length };
 }
 
-function int16(v: number): Buffer {
-  const b = Buffer.allocUnsafe(2);
-  b.writeInt16BE(v);
-  return b;
+/** Bytes of Kafka's STRING / NULLABLE_STRING: int16 length (-1 for null), UTF-8 bytes. */
+const stringSize = (v: string | null) => 2 + (v === null ? 0 : Buffer.byteLength(v, 'utf8'));
+function writeString(buf: Buffer, at: number, v: string | null): number {
+  if (v === null) return buf.writeInt16BE(-1, at);
+  const n = buf.write(v, at + 2, 'utf8');
+  buf.writeInt16BE(n, at);
+  return at + 2 + n;
 }
-function int32(v: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeInt32BE(v);
-  return b;
+
+/**
+ * A produce request's body, measured but not written: the request framing below writes it once,
+ * behind the request's header, in the one buffer that goes to the socket. kafkajs's own framing
+ * (protocol/request.js) copies a body into a new encoder, and that into another behind the size:
+ * with its encoders' doubling, two buffers of the next power of two per request (2 × 512 KB for a
+ * 300 KB request in the drain) on top of the body's. For kafkajs's framing (the patch not taken
+ * for request.js) it is still an Encoder: `buf`/`buffer` write the body alone.
+ */
+export class PlannedBody {
+  #bytes: Buffer | null = null;
+
+  /** `lease`: where the framing borrows the request's buffer (null: a new one). */
+  constructor(
+    readonly bodySize: number,
+    private readonly writeBody: (buf: Buffer, at: number) => number,
+    readonly lease: Lease | null = null,
+  ) {}
+
+  get buffer(): Buffer {
+    if (this.#bytes === null) {
+      const bytes = Buffer.allocUnsafe(this.bodySize);
+      this.writeAt(bytes, 0);
+      this.#bytes = bytes;
+    }
+    return this.#bytes;
+  }
+  get buf(): Buffer {
+    return this.buffer;
+  }
+  size(): number {
+    return this.bodySize;
+  }
+
+  /** Writes the body at `at`; returns where it ends (checked against its size). */
+  writeAt(buf: Buffer, at: number): number {
+    const end = this.writeBody(buf, at);
+    if (end !== at + this.bodySize) throw new Error(`produce request: wrote ${end - at} bytes of ${this.bodySize}`);
+    return end;
+  }
 }
-/** Kafka's STRING / NULLABLE_STRING: int16 length (-1 for null), UTF-8 bytes. */
-function str(v: string | null): Buffer {
-  if (v === null) return int16(-1);
-  const b = Buffer.from(v, 'utf8');
-  return Buffer.concat([int16(b.length), b]);
+
+/**
+ * The produce requests' buffers (a few hundred KB each in the drain), reused: a request's buffer
+ * goes back only once the broker has answered it — it had then read the whole request, so the
+ * socket holds none of it. A request not answered (timed out, a connection lost, acks=0) leaves
+ * its buffer to the GC: it may still be queued for writing, or be written again by nobody.
+ */
+const REQUEST_BUFFERS = new BufferPool(4, 2 * 1024 * 1024);
+
+/**
+ * What kafkajs's Connection#send does, then — once it resolved, i.e. the broker's answer came and
+ * was read — the request's `answered()`, if it has one: a produce request of ours gives its buffer
+ * back then. A send that throws (a timeout, an error code in the answer, the connection lost) does
+ * not call it.
+ */
+export function answeredAfter<A extends { request?: { answered?: () => void } }, R>(send: (this: unknown, args: A) => Promise<R>) {
+  return async function (this: unknown, args: A): Promise<R> {
+    const result = await send.call(this, args);
+    args.request?.answered?.();
+    return result;
+  };
 }
 
 /** Produce Request v3 => transactional_id acks timeout [topic [partition record_set]], as kafkajs's module is called. */
@@ -142,23 +204,77 @@ export function makeProduceV3(original: ProduceV3): ProduceV3 {
     const transactionalId = args.transactionalId ?? null;
     const producerId = args.producerId ?? -1;
     const producerEpoch = args.producerEpoch ?? 0;
+    // acks=0: the send resolves once written, not answered, so nothing tells when the buffer is free.
+    const lease = acks !== 0 ? new Lease(REQUEST_BUFFERS) : null;
     return {
       apiKey: 0,
       apiVersion: 3,
       apiName: 'Produce',
       expectResponse: () => acks !== 0,
+      answered: () => lease?.end(),
       encode: async () => {
-        const parts: Buffer[] = [str(transactionalId), int16(acks), int32(timeout), int32(topicData.length)];
-        for (const { topic, partitions } of topicData) {
-          parts.push(str(topic), int32(partitions.length));
-          for (const p of partitions) {
-            const batch = encodeRecordBatch({ messages: p.messages, producerId, producerEpoch, firstSequence: p.firstSequence ?? 0, transactional: !!transactionalId });
-            parts.push(int32(p.partition), int32(batch.length), batch);
-          }
+        const topics = topicData.map(({ topic, partitions }) => ({
+          topic,
+          batches: partitions.map((p) => ({
+            partition: p.partition,
+            batch: planRecordBatch({ messages: p.messages, producerId, producerEpoch, firstSequence: p.firstSequence ?? 0, transactional: !!transactionalId }),
+          })),
+        }));
+        let size = stringSize(transactionalId) + 2 + 4 + 4;
+        for (const t of topics) {
+          size += stringSize(t.topic) + 4;
+          for (const b of t.batches) size += 4 + 4 + b.batch.size;
         }
-        return asEncoder(Buffer.concat(parts));
+        return new PlannedBody(size, (buf, at) => {
+          at = writeString(buf, at, transactionalId);
+          at = buf.writeInt16BE(acks, at);
+          at = buf.writeInt32BE(timeout, at);
+          at = buf.writeInt32BE(topics.length, at);
+          for (const t of topics) {
+            at = writeString(buf, at, t.topic);
+            at = buf.writeInt32BE(t.batches.length, at);
+            for (const b of t.batches) {
+              at = buf.writeInt32BE(b.partition, at);
+              at = buf.writeInt32BE(b.batch.size, at);
+              at = b.batch.writeTo(buf, at);
+            }
+          }
+          return at;
+        }, lease);
       },
     };
+  };
+}
+
+interface RequestArgs {
+  correlationId: number;
+  clientId: string | null;
+  request: { apiKey: number; apiVersion: number; encode: () => unknown };
+}
+type FrameRequest = (args: RequestArgs) => Promise<{ buffer: Buffer }>;
+
+/**
+ * kafkajs's protocol/request.js — Size int32, then RequestHeader v1 (ApiKey int16, ApiVersion
+ * int16, CorrelationId int32, ClientId NULLABLE_STRING) and the body — with a planned body
+ * written once, in place. Any other body goes to kafkajs's function as it was encoded.
+ */
+export function makeFrameRequest(original: FrameRequest): FrameRequest {
+  return async ({ correlationId, clientId, request }) => {
+    const body = await request.encode();
+    if (!(body instanceof PlannedBody)) {
+      return original({ correlationId, clientId, request: { apiKey: request.apiKey, apiVersion: request.apiVersion, encode: async () => body } });
+    }
+    const id = clientId ?? null;
+    const size = 2 + 2 + 4 + stringSize(id) + body.bodySize;
+    // A borrowed buffer may be larger: the request is its first 4 + size bytes.
+    const buf = body.lease ? body.lease.take(4 + size).subarray(0, 4 + size) : Buffer.allocUnsafe(4 + size);
+    let at = buf.writeInt32BE(size, 0);
+    at = buf.writeInt16BE(request.apiKey, at);
+    at = buf.writeInt16BE(request.apiVersion, at);
+    at = buf.writeInt32BE(correlationId, at);
+    at = writeString(buf, at, id);
+    body.writeAt(buf, at);
+    return asEncoder(buf);
   };
 }
 
@@ -210,7 +326,7 @@ export function makeBatch(Original: BatchClass, filterAborted: FilterAborted): B
 const require = createRequire(import.meta.url);
 const path = (p: string) => require.resolve(`kafkajs/src/${p}`);
 // Modules that load the ones replaced: if any is loaded already, kafkajs keeps its own versions.
-const users = ['producer/sendMessages.js', 'protocol/requests/produce/v3/request.js', 'protocol/requests/fetch/v4/decodeMessages.js', 'producer/partitioners/default/index.js', 'consumer/consumerGroup.js'];
+const users = ['producer/sendMessages.js', 'protocol/requests/produce/v3/request.js', 'network/connection.js', 'protocol/requests/fetch/v4/decodeMessages.js', 'producer/partitioners/default/index.js', 'consumer/consumerGroup.js'];
 const alreadyLoaded = users.some((u) => require.cache[path(u)] !== undefined);
 
 type BatchDecoder = (d: FetchDecoder) => Promise<unknown>;
@@ -227,6 +343,7 @@ function replaceModule<F>(file: string, replace: (original: F) => unknown): { or
 
 const grouping = replaceModule<Group>('producer/groupMessagesPerPartition.js', () => groupMessagesPerPartition);
 const produceV3 = replaceModule<ProduceV3>('protocol/requests/produce/v3/request.js', makeProduceV3);
+const frameRequest = replaceModule<FrameRequest>('protocol/request.js', makeFrameRequest);
 const batchDecoder = replaceModule<BatchDecoder>('protocol/recordBatch/v0/decoder.js', (original) => async (d: FetchDecoder) =>
   isPlainBatch(d) ? decodePlainBatch(d, (m) => new KafkaJSPartialMessageError(m)) : original(d),
 );
@@ -235,13 +352,21 @@ const hash = replaceModule<(key: unknown) => number>('producer/partitioners/defa
 const partitioner = replaceModule<() => (args: PartitionerArgs) => number>('producer/partitioners/default/index.js', () => createDefaultPartitioner);
 const filterAborted = require(path('consumer/filterAbortedMessages.js')) as FilterAborted;
 const batch = replaceModule<BatchClass>('consumer/batch.js', (original) => makeBatch(original, filterAborted));
+// Last, after every replacement (connection.js loads request.js and more): the class whose send
+// is wrapped, so that a produce request's buffer is reused once answered.
+type SendArgs = { request?: { answered?: () => void } };
+const Connection = require(path('network/connection.js')) as { prototype: { send: (args: SendArgs) => Promise<unknown> } };
+const connectionSend = Connection.prototype.send;
+if (!alreadyLoaded) Connection.prototype.send = answeredAfter(connectionSend);
 
 export const kafkajsPatch = {
   /** False when kafkajs was loaded before this module: it then runs its own versions. */
-  active: grouping.took && produceV3.took && batchDecoder.took && hash.took && partitioner.took && batch.took,
+  active: grouping.took && produceV3.took && frameRequest.took && batchDecoder.took && hash.took && partitioner.took && batch.took,
   /** kafkajs's own functions, for the tests that compare. */
   original: grouping.original,
   originalProduceV3: produceV3.original,
+  originalFrameRequest: frameRequest.original,
+  originalConnectionSend: connectionSend,
   originalBatchDecoder: batchDecoder.original,
   originalMurmur2: hash.original,
   originalDefaultPartitioner: partitioner.original,

@@ -123,6 +123,24 @@ function writeInt64(buf: Buffer, at: number, v: { toString(): string } | number 
  * `RecordBatch(...)` encodes for the same messages, sequence and producer.
  */
 export function encodeRecordBatch(args: BatchArgs): Buffer {
+  const batch = planRecordBatch(args);
+  const buf = Buffer.allocUnsafe(batch.size);
+  batch.writeTo(buf, 0);
+  return buf;
+}
+
+/** A record batch measured but not written yet: `size` bytes, written by `writeTo` at `at`. */
+export interface PlannedBatch {
+  readonly size: number;
+  /** Writes the batch at `at` (its CRC included); returns where it ends. */
+  writeTo(buf: Buffer, at: number): number;
+}
+
+/**
+ * The record batch of `encodeRecordBatch`, sized first so that its caller can write it straight
+ * into a larger buffer (the produce request's, kafkajs-patch.ts) instead of copying it there.
+ */
+export function planRecordBatch(args: BatchArgs): PlannedBatch {
   const { messages } = args;
   const now = args.now ?? Date.now();
   // kafkajs: first and max timestamp are the first and last of the messages' timestamps sorted
@@ -174,42 +192,44 @@ export function encodeRecordBatch(args: BatchArgs): Buffer {
   }
 
   const total = 8 + 4 + HEADER_BYTES + recordsBytes;
-  const buf = Buffer.allocUnsafe(total);
-  let at = 0;
-  buf.writeBigInt64BE(0n, at); // FirstOffset
-  buf.writeInt32BE(total - 12, at + 8); // Length: the bytes after it
-  buf.writeInt32BE(0, at + 12); // PartitionLeaderEpoch
-  buf.writeInt8(MAGIC, at + 16);
-  at = CRC_FROM;
-  buf.writeInt16BE(args.transactional ? TRANSACTIONAL : 0, at); // Attributes: no compression, create time
-  buf.writeInt32BE(n - 1, at + 2); // LastOffsetDelta
-  writeInt64(buf, at + 6, firstTs);
-  writeInt64(buf, at + 14, maxTs);
-  writeInt64(buf, at + 22, args.producerId);
-  buf.writeInt16BE(args.producerEpoch, at + 30);
-  buf.writeInt32BE(args.firstSequence, at + 32);
-  buf.writeInt32BE(n, at + 36);
-  at += 40;
-  for (let i = 0; i < n; i++) {
-    at = writeVarint(buf, at, bodySizes[i] as number);
-    buf[at++] = 0; // Attributes
-    at = writeUVarint(buf, at, zigzag64(deltas[i] as number));
-    at = writeVarint(buf, at, i);
-    at = writePayload(buf, at, keys[i] as Payload, keyLengths[i] as number);
-    at = writePayload(buf, at, values[i] as Payload, valueLengths[i] as number);
-    const hs = headers[i];
-    if (!hs) at = writeVarint(buf, at, 0);
-    else {
-      at = writeVarint(buf, at, hs.length);
-      for (const [hk, hv] of hs) {
-        at = writePayload(buf, at, hk);
-        at = writePayload(buf, at, hv);
+  const writeTo = (buf: Buffer, start: number): number => {
+    let at = start;
+    buf.writeBigInt64BE(0n, at); // FirstOffset
+    buf.writeInt32BE(total - 12, at + 8); // Length: the bytes after it
+    buf.writeInt32BE(0, at + 12); // PartitionLeaderEpoch
+    buf.writeInt8(MAGIC, at + 16);
+    at = start + CRC_FROM;
+    buf.writeInt16BE(args.transactional ? TRANSACTIONAL : 0, at); // Attributes: no compression, create time
+    buf.writeInt32BE(n - 1, at + 2); // LastOffsetDelta
+    writeInt64(buf, at + 6, firstTs);
+    writeInt64(buf, at + 14, maxTs);
+    writeInt64(buf, at + 22, args.producerId);
+    buf.writeInt16BE(args.producerEpoch, at + 30);
+    buf.writeInt32BE(args.firstSequence, at + 32);
+    buf.writeInt32BE(n, at + 36);
+    at += 40;
+    for (let i = 0; i < n; i++) {
+      at = writeVarint(buf, at, bodySizes[i] as number);
+      buf[at++] = 0; // Attributes
+      at = writeUVarint(buf, at, zigzag64(deltas[i] as number));
+      at = writeVarint(buf, at, i);
+      at = writePayload(buf, at, keys[i] as Payload, keyLengths[i] as number);
+      at = writePayload(buf, at, values[i] as Payload, valueLengths[i] as number);
+      const hs = headers[i];
+      if (!hs) at = writeVarint(buf, at, 0);
+      else {
+        at = writeVarint(buf, at, hs.length);
+        for (const [hk, hv] of hs) {
+          at = writePayload(buf, at, hk);
+          at = writePayload(buf, at, hv);
+        }
       }
     }
-  }
-  if (at !== total) throw new Error(`record batch: wrote ${at} bytes of ${total}`);
-  buf.writeUInt32BE(crc32c(buf.subarray(CRC_FROM)), CRC_FROM - 4);
-  return buf;
+    if (at !== start + total) throw new Error(`record batch: wrote ${at - start} bytes of ${total}`);
+    buf.writeUInt32BE(crc32c(buf.subarray(start + CRC_FROM, at)), start + CRC_FROM - 4);
+    return at;
+  };
+  return { size: total, writeTo };
 }
 
 // ------------------------------------------------------------------------------------ decoding

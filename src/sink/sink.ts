@@ -49,6 +49,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { BufferPool, Lease } from '../common/bytes.js';
 import { chunkBy } from '../common/chunks.js';
 import { StreamerError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -100,6 +101,13 @@ export interface WriteResult<T> {
   truncates: number;
   rejected: Rejection<T>[];
 }
+
+/**
+ * The writes' insert bodies, reused (bytes.ts BufferPool), one pool for every table's sink: a write
+ * gives its body back once all its inserts were answered; a write that throws leaves it to the GC
+ * (an insert may still be sending it).
+ */
+const BODIES = new BufferPool(4, 8 * 1024 * 1024);
 
 /** Shapes a sink learns at most (a table's messages have two: its upserts and its deletes). */
 const MAX_SHAPES = 8;
@@ -283,7 +291,8 @@ export class TableSink<T> {
     const ingestedAt = clickhouseNow();
     // 1a. read each message. (The loops are methods of their own, not of this async function: V8
     // compiles a long loop of an async function anew on every call — 80 times in 120 writes.)
-    const { body, fast, decoded } = this.readMessages(inputs, ingestedAt, rejected);
+    const lease = new Lease(BODIES);
+    const { body, fast, decoded } = this.readMessages(inputs, ingestedAt, rejected, lease);
     // A field that is no column: read the columns again (migrate may have added it), then check
     // each message — the rows read by shape too, which were made for the old columns.
     const unknownFields = decoded.some((m) => m !== null && m.op !== 'truncate' && this.unknownField(m) !== null);
@@ -318,14 +327,15 @@ export class TableSink<T> {
     // 6. truncate markers, after the rows: only versions older than the marker are deleted
     for (const t of truncates) await this.truncateBefore(t.version, t.partition, t.offset);
     if (duplicates > 0) this.log.debug({ duplicates }, 'versions already stored (or superseded in the batch) were skipped');
+    lease.end(); // every insert of the body was answered (a write that throws leaves its body to the GC)
     return { inserted: storedRefs.length, stored: storedRefs, duplicates, truncates: truncates.length, rejected };
   }
 
   /** Step 1a: each message by a learnt shape straight into its row (written to the body), else decoded (JSON.parse). */
-  private readMessages(inputs: readonly SinkInput<T>[], ingestedAt: string, rejected: Rejection<T>[]) {
+  private readMessages(inputs: readonly SinkInput<T>[], ingestedAt: string, rejected: Rejection<T>[], lease: Lease) {
     let size = 0;
     for (const input of inputs) size += (input.bytes && (input.valueAt as number) >= 0 ? (input.valueEnd as number) - (input.valueAt as number) : (input.value?.length ?? 64)) + 48;
-    const body = new Body(size);
+    const body = new Body(size, lease);
     const fast = new Array<Row<T> | null>(inputs.length).fill(null);
     const decoded = new Array<DecodedMessage | null>(inputs.length).fill(null);
     for (let i = 0; i < inputs.length; i++) {

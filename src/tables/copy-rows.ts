@@ -16,7 +16,7 @@
  * written `\\ \n \r \t \b \f \v`, and nothing else is escaped (PostgreSQL's documentation: "COPY TO
  * will never emit an octal or hex-digits backslash sequence").
  */
-import { ByteBuffer } from '../common/bytes.js';
+import { ByteBuffer, type Lease } from '../common/bytes.js';
 import type { WireKind } from './pg-types.js';
 
 const TAB = 9;
@@ -26,7 +26,7 @@ const QUOTE = 34;
 
 /** One batch's rows, copied out of node-postgres's read buffer (it reuses it), with where each field starts and ends. */
 export class CopyRows {
-  private data = Buffer.allocUnsafe(64 * 1024);
+  private data: Buffer;
   private used = 0;
   /** Per row: the start of each field, then the end of the last one (`fields` + 1 numbers). */
   private bounds = new Int32Array(1024);
@@ -40,7 +40,17 @@ export class CopyRows {
   private runTo = 0;
   private runAt = 0;
 
-  constructor(readonly fields: number) {}
+  /** With `lease`, its buffers are borrowed from the lease's pool (bytes.ts). */
+  constructor(
+    readonly fields: number,
+    private readonly lease?: Lease,
+  ) {
+    this.data = this.allocate(64 * 1024);
+  }
+
+  private allocate(size: number): Buffer {
+    return this.lease ? this.lease.take(size) : Buffer.allocUnsafe(size);
+  }
 
   get count(): number {
     this.settled();
@@ -70,7 +80,7 @@ export class CopyRows {
     const base = this.runAt + (from - this.runFrom);
     const length = to - from;
     if (base + length > this.data.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.data.length * 2, base + length));
+      const bigger = this.allocate(Math.max(this.data.length * 2, base + length));
       this.data.copy(bigger, 0, 0, this.runAt); // the run lands later
       this.data = bigger;
     }
@@ -288,12 +298,23 @@ export function writeUpsert(out: ByteBuffer, rows: CopyRows, row: number, column
 }
 
 /**
- * The upsert messages of rows `picks[i]` (a row index; -1: none) at `versions[i]` (or at the
- * version in field `versions` of each picked row), written into one buffer: views of it (null
- * where no row), taken once it has stopped growing.
+ * About the bytes an upsert message adds to its row's COPY text: braces, names, quotes, commas,
+ * `_op` and a version. Sized so that the buffer of upsertValues is not outgrown (and copied) on
+ * an ordinary batch; a row that escapes more still fits, the buffer then grows.
  */
-export function upsertValues(rows: CopyRows, columns: readonly ColumnWriter[], picks: ArrayLike<number>, versions: readonly string[] | number): Array<Buffer | null> {
-  const out = new ByteBuffer(rows.size + rows.count * 64);
+function upsertOverhead(columns: readonly ColumnWriter[]): number {
+  let n = 2 + OP_UPSERT.length + 20;
+  for (const w of columns) n += w.prefix.length + 3;
+  return n;
+}
+
+/**
+ * The upsert messages of rows `picks[i]` (a row index; -1: none) at `versions[i]` (or at the
+ * version in field `versions` of each picked row), written into one buffer (borrowed from `lease`'s
+ * pool if given): views of it (null where no row), taken once it has stopped growing.
+ */
+export function upsertValues(rows: CopyRows, columns: readonly ColumnWriter[], picks: ArrayLike<number>, versions: readonly string[] | number, lease?: Lease): Array<Buffer | null> {
+  const out = new ByteBuffer(rows.size + rows.count * upsertOverhead(columns), lease);
   const spans = new Int32Array(picks.length * 2);
   for (let i = 0; i < picks.length; i++) {
     const r = picks[i] as number;

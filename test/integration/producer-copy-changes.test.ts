@@ -34,13 +34,17 @@ afterAll(async () => {
   await iso?.cleanup();
 });
 
-/** A publisher that records what it is given; `fail`: then throws (the batch rolls back), `refuse`: refuses those keys (null: truncate markers). */
+/**
+ * A publisher that records what it is given — copies, as Kafka keeps the bytes: a batch's message
+ * buffers are reused once it commits (Publisher#publish). `fail`: then throws (the batch rolls
+ * back), `refuse`: refuses those keys (null: truncate markers).
+ */
 function recorder(opts: { fail?: boolean; refuse?: Array<string | null>; refuseWhen?: (m: EncodedMessage) => boolean } = {}) {
   const sent: EncodedMessage[] = [];
   const publisher: Publisher = {
     connect: async () => {},
     publish: async (_topic, messages) => {
-      sent.push(...messages);
+      sent.push(...messages.map((m) => ({ ...m, value: Buffer.from(m.value) })));
       if (opts.fail) throw new Error('test: publish fails, the batch rolls back');
       return messages.filter((m) => opts.refuse?.includes(m.key) || opts.refuseWhen?.(m)).map((message) => ({ message, error: 'test: refused' }));
     },

@@ -1,12 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 // As in src/: the patch is imported by the modules that use kafkajs, before kafkajs.
-import { kafkajsPatch, makeProduceV3 } from '../../src/kafka/kafkajs-patch.js';
+import { answeredAfter, kafkajsPatch, makeProduceV3 } from '../../src/kafka/kafkajs-patch.js';
 import { encodeRecordBatch, type BatchMessage } from '../../src/kafka/record-batch.js';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): { toString(): string } };
 const produce = makeProduceV3(kafkajsPatch.originalProduceV3);
+/** The request framing kafkajs's connection loads: ours, once the patch took. */
+type Frame = (a: { correlationId: number; clientId: string | null; request: unknown }) => Promise<{ buffer: Buffer }>;
+const frame = require('kafkajs/src/protocol/request.js') as Frame;
+const theirFrame = kafkajsPatch.originalFrameRequest as unknown as Frame;
 
 type Args = Parameters<typeof produce>[0];
 async function bytes(req: ReturnType<typeof produce>): Promise<Buffer> {
@@ -48,6 +52,7 @@ describe('record batches written in one buffer (the producer path, issue 14)', (
     const v3 = require('kafkajs/src/protocol/requests/produce/v3/request.js');
     expect(v3).not.toBe(kafkajsPatch.originalProduceV3);
     expect(v3({ acks: -1, timeout: 1, topicData: [] }).apiVersion).toBe(3);
+    expect(frame).not.toBe(kafkajsPatch.originalFrameRequest);
     const v7 = require('kafkajs/src/protocol/requests/produce/v7/request.js');
     const req = v7({ acks: -1, timeout: 1, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: [{ key: 'k', value: 'v', timestamp: '1' }] }] }] });
     expect(req.apiVersion).toBe(7);
@@ -74,6 +79,12 @@ describe('record batches written in one buffer (the producer path, issue 14)', (
         const theirs = await bytes(kafkajsPatch.originalProduceV3(args));
         expect(ours.length).toBe(theirs.length);
         expect(ours.equals(theirs)).toBe(true);
+        // The whole request as it goes to the socket: size, header, body written in one buffer.
+        const header = { correlationId: round * 1_000_033, clientId: round % 3 === 0 ? 'streamer-ü' : round % 3 === 1 ? 'streamer' : null };
+        const sent = (await frame({ ...header, request: produce(args) })).buffer;
+        const theirsSent = (await theirFrame({ ...header, request: kafkajsPatch.originalProduceV3(args) })).buffer;
+        expect(sent.length).toBe(theirsSent.length);
+        expect(sent.equals(theirsSent)).toBe(true);
       }
     });
   }
@@ -97,6 +108,71 @@ describe('record batches written in one buffer (the producer path, issue 14)', (
     const req = produce(args);
     const enc = (await req.encode()) as { buffer: Buffer };
     expect(enc.buffer.equals(((await kafkajsPatch.originalProduceV3(args).encode()) as { buffer: Buffer }).buffer)).toBe(true);
+    const sent = (await frame({ correlationId: 5, clientId: 'c', request: produce(args) })).buffer;
+    expect(sent.equals((await theirFrame({ correlationId: 5, clientId: 'c', request: kafkajsPatch.originalProduceV3(args) })).buffer)).toBe(true);
+  });
+
+  it('reuses a produce request’s buffer once the broker answered it, never before, and writes the same bytes in it', async () => {
+    const Connection = require('kafkajs/src/network/connection.js') as { prototype: { send: unknown } };
+    expect(Connection.prototype.send).not.toBe(kafkajsPatch.originalConnectionSend);
+    const messages = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ key: String(i), value: `{"id":${i},"tag":"${tag}"}`, timestamp: '1764180000000' }));
+    const argsOf = (n: number, tag: string, acks = -1): Args => ({ acks, timeout: 30_000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: messages(n, tag) }] }] });
+    const header = { correlationId: 9, clientId: 'streamer' };
+    const sendOf = async (args: Args) => {
+      const request = produce(args) as ReturnType<typeof produce> & { answered(): void };
+      return { request, sent: (await frame({ ...header, request })).buffer };
+    };
+    const theirs = async (args: Args) => (await theirFrame({ ...header, request: kafkajsPatch.originalProduceV3(args) })).buffer;
+
+    const first = await sendOf(argsOf(3000, 'first'));
+    const firstBytes = Buffer.from(first.sent);
+    // Not answered yet: the next request gets a buffer of its own, and the first is left as it was.
+    const second = await sendOf(argsOf(2000, 'second'));
+    expect(second.sent.buffer).not.toBe(first.sent.buffer);
+    expect(first.sent.equals(firstBytes)).toBe(true);
+    // Answered: its buffer holds the next request — the same bytes as kafkajs's framing of it.
+    first.request.answered();
+    const third = await sendOf(argsOf(2500, 'third'));
+    expect(third.sent.buffer).toBe(first.sent.buffer);
+    expect(third.sent.equals(await theirs(argsOf(2500, 'third')))).toBe(true);
+    expect(second.sent.equals(await theirs(argsOf(2000, 'second')))).toBe(true);
+    // acks=0: a send resolves once written, so the buffer is never handed on.
+    const unanswered = await sendOf(argsOf(3000, 'acks0', 0));
+    unanswered.request.answered();
+    const after = await sendOf(argsOf(3000, 'after', 0));
+    expect(after.sent.buffer).not.toBe(unanswered.sent.buffer);
+    second.request.answered();
+    third.request.answered();
+  });
+
+  it('tells a request it was answered only when the send resolved', async () => {
+    const answered = vi.fn();
+    const ok = answeredAfter(async (a: { request: { answered: () => void } }) => {
+      expect(answered).not.toHaveBeenCalled(); // not before the answer
+      return a;
+    });
+    const args = { request: { answered } };
+    await expect(ok(args)).resolves.toBe(args);
+    expect(answered).toHaveBeenCalledTimes(1);
+    const failing = answeredAfter(async (_a: { request: { answered: () => void } }) => {
+      throw new Error('request timed out');
+    });
+    await expect(failing({ request: { answered } })).rejects.toThrow(/timed out/);
+    expect(answered).toHaveBeenCalledTimes(1);
+    // Requests of kafkajs's own (no answered()) pass through.
+    await expect(answeredAfter(async (a: { request: object }) => 7)({ request: {} })).resolves.toBe(7);
+  });
+
+  it('frames every other request as kafkajs does, encoding it once', async () => {
+    const metadata = require('kafkajs/src/protocol/requests/metadata/v4/request.js') as (a: unknown) => { encode: () => Promise<unknown> };
+    const request = metadata({ topics: ['a', 'topic-ü'], allowAutoTopicCreation: false });
+    const encode = vi.spyOn(request, 'encode');
+    const sent = (await frame({ correlationId: 77, clientId: 'streamer', request })).buffer;
+    expect(encode).toHaveBeenCalledTimes(1);
+    const theirs = (await theirFrame({ correlationId: 77, clientId: 'streamer', request: metadata({ topics: ['a', 'topic-ü'], allowAutoTopicCreation: false }) })).buffer;
+    expect(sent.equals(theirs)).toBe(true);
+    expect(sent.readInt32BE(0)).toBe(sent.length - 4);
+    expect(sent.readInt16BE(4)).toBe(3); // Metadata's ApiKey
   });
 });
 
