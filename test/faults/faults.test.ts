@@ -377,6 +377,35 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
     );
   }, 600_000);
 
+  // Issue 14: Kafka hangs (SIGSTOP) longer than the publish deadline, with produce requests in
+  // flight — their batches roll back and are claimed again while those requests may still sit,
+  // unanswered, in a socket. The producer reuses a request's buffer only once Kafka answered it
+  // (kafkajs-patch.ts); one handed on too early would send another batch's bytes when Kafka runs
+  // again: rows lost, or stored twice.
+  it(`Kafka frozen ×${settings.hangs} for ${settings.hangMs} ms, longer than the publish deadline (streamer run)`, async () => {
+    await scenario(
+      'kafka-hung',
+      async (ctx) => {
+        const run = ctx.service('run', 'run');
+        await run.ready();
+        for (let i = 0; i < settings.hangs; i++) {
+          await sleep(1000 + random() * 2000);
+          const frozen = freezeService('kafka');
+          try {
+            await sleep(settings.hangMs);
+          } finally {
+            frozen.resume();
+          }
+        }
+        await sleep(3000);
+        return { kills: 0, outages: settings.hangs };
+      },
+      // A third of the freeze: the second publish of a freeze, a full batch claimed meanwhile
+      // (large requests, their buffers from the pool), is given up too.
+      { PRODUCER_PUBLISH_TIMEOUT_MS: '1000' },
+    );
+  }, 600_000);
+
   // Issue 9, finding 5: the topic deleted and created again while `streamer run` runs (the load
   // paused and drained first: what an old topic still held would be gone with it) — the new topic's
   // offsets start again at 0, and every row of it must arrive.

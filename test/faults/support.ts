@@ -51,9 +51,9 @@ export const settings = {
   maxUpMs: envInt('FAULTS_MAX_UP_MS', 2000, 1500),
   /** FAULTS_REFUSALS (10 / 3): times ClickHouse refuses a batch and the consumer gets SIGTERM meanwhile. */
   refusals: envInt('FAULTS_REFUSALS', 10, 3),
-  /** FAULTS_HANGS (6 / 2): times ClickHouse is frozen (SIGSTOP) longer than the request timeout. */
+  /** FAULTS_HANGS (6 / 2): times ClickHouse (and, in its own scenario, Kafka) is frozen (SIGSTOP) longer than the request timeout (the publish deadline). */
   hangs: envInt('FAULTS_HANGS', 6, 2),
-  /** FAULTS_HANG_MS (4000 / 3000): how long each freeze lasts (CLICKHOUSE_REQUEST_TIMEOUT_MS is 1500 there). */
+  /** FAULTS_HANG_MS (4000 / 3000): how long each freeze lasts (CLICKHOUSE_REQUEST_TIMEOUT_MS is 1500 there, PRODUCER_PUBLISH_TIMEOUT_MS 1000). */
   hangMs: envInt('FAULTS_HANG_MS', 4000, 3000),
   /** FAULTS_RECREATIONS (3 / 2): times the topic is deleted and created again under `streamer run`. */
   recreations: envInt('FAULTS_RECREATIONS', 3, 2),
