@@ -221,6 +221,22 @@ async function outageLoop(service: StoppableService | 'postgres', services: Serv
   return settings.outages;
 }
 
+/** `settings.hangs` times: `service` frozen (SIGSTOP) for `settings.hangMs`, then running again. */
+async function freezeLoop(service: StoppableService, services: Service[]): Promise<number> {
+  await Promise.all(services.map((s) => s.ready()));
+  for (let i = 0; i < settings.hangs; i++) {
+    await sleep(1000 + random() * 2000);
+    const frozen = freezeService(service);
+    try {
+      await sleep(settings.hangMs);
+    } finally {
+      frozen.resume();
+    }
+  }
+  await sleep(3000);
+  return settings.hangs;
+}
+
 // One scenario alone: vitest's name filter, e.g. `npm run test:faults -- -t 'two producers'`.
 // Generous per-scenario limits: real restarts and rejoins take seconds each.
 const KILL_TIMEOUT = 600_000 + settings.kills * 30_000;
@@ -358,21 +374,7 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
   it(`ClickHouse frozen ×${settings.hangs} for ${settings.hangMs} ms, longer than the request timeout (streamer run)`, async () => {
     await scenario(
       'clickhouse-hung',
-      async (ctx) => {
-        const run = ctx.service('run', 'run');
-        await run.ready();
-        for (let i = 0; i < settings.hangs; i++) {
-          await sleep(1000 + random() * 2000);
-          const frozen = freezeService('clickhouse');
-          try {
-            await sleep(settings.hangMs);
-          } finally {
-            frozen.resume();
-          }
-        }
-        await sleep(3000);
-        return { kills: 0, outages: settings.hangs };
-      },
+      async (ctx) => ({ kills: 0, outages: await freezeLoop('clickhouse', [ctx.service('run', 'run')]) }),
       { CLICKHOUSE_REQUEST_TIMEOUT_MS: '1500' },
     );
   }, 600_000);
@@ -385,21 +387,7 @@ describe(`faults under load (profile ${settings.profile}, seed ${settings.seed})
   it(`Kafka frozen ×${settings.hangs} for ${settings.hangMs} ms, longer than the publish deadline (streamer run)`, async () => {
     await scenario(
       'kafka-hung',
-      async (ctx) => {
-        const run = ctx.service('run', 'run');
-        await run.ready();
-        for (let i = 0; i < settings.hangs; i++) {
-          await sleep(1000 + random() * 2000);
-          const frozen = freezeService('kafka');
-          try {
-            await sleep(settings.hangMs);
-          } finally {
-            frozen.resume();
-          }
-        }
-        await sleep(3000);
-        return { kills: 0, outages: settings.hangs };
-      },
+      async (ctx) => ({ kills: 0, outages: await freezeLoop('kafka', [ctx.service('run', 'run')]) }),
       // A third of the freeze: the second publish of a freeze, a full batch claimed meanwhile
       // (large requests, their buffers from the pool), is given up too.
       { PRODUCER_PUBLISH_TIMEOUT_MS: '1000' },
