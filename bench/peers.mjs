@@ -413,6 +413,7 @@ export async function sweep(h, s, cpuExtra = {}) {
   const wall = (nowMs() - t0) / 1000;
   const cpu = meter.read();
   cpu.streamer = reapedChildrenCpu() - cpu0;
+  if (typeof cpu.unaccountedSeconds === 'number') cpu.unaccountedSeconds -= cpu.streamer; // measured after it exited, not by the meter
   const { sampledPeakRssMB } = st.memory(); // sampled every 100 ms: the process has exited
   await st.stop();
   const line = st.lines.find((l) => /^published \d+ rows in/.test(l.msg ?? ''));

@@ -392,6 +392,11 @@ function cpuMeter(extra = {}) {
       out.wallSeconds = (nowMs() - t0) / 1000;
       out.machineBusySeconds = host1.busy - host0.busy;
       out.machineCores = os.cpus().length;
+      // What the machine was busy with beyond the processes measured (another tenant, a server's
+      // background work, the hypervisor's steal, which /proc/stat counts as busy): a part run
+      // while it was large measured a disturbed machine.
+      out.stealSeconds = host1.steal - host0.steal;
+      out.unaccountedSeconds = out.machineBusySeconds - Object.keys(pids).reduce((sum, k) => sum + (out[k] ?? 0), 0);
       return out;
     },
   };
@@ -400,7 +405,7 @@ function cpuMeter(extra = {}) {
 function hostCpu() {
   const l = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const idle = l[3] + l[4];
-  return { busy: (l.reduce((a, b) => a + b, 0) - idle) / TICK };
+  return { busy: (l.reduce((a, b) => a + b, 0) - idle) / TICK, steal: (l[7] ?? 0) / TICK };
 }
 
 function freePort() {
@@ -984,6 +989,13 @@ function table(res) {
   const rows = [];
   const add = (part, measure, value, target = '', met = null) => rows.push([part, measure, value, target, met === null ? '' : met ? 'yes' : 'NO']);
   const R = res.results;
+  // Cores busy outside the processes measured (the harness's own polling among them: a few
+  // hundredths of a core); above a quarter of a core the part measured a disturbed machine.
+  const unaccounted = (part, c) => {
+    if (!c || typeof c.unaccountedSeconds !== 'number' || !(c.wallSeconds > 0)) return;
+    const cores = c.unaccountedSeconds / c.wallSeconds;
+    add(part, '  cores busy outside the measured processes (of which stolen by the hypervisor)', `${f2(cores)} (${f2(c.stealSeconds / c.wallSeconds)})${cores > 0.25 ? ': DISTURBED, compare with care' : ''}`);
+  };
   if (R.drain) {
     const d = R.drain;
     add('a', `backlog drain, ${f0(d.rows)} rows, end to end (streamer run)`, `${f0(d.rowsPerS)} rows/s`, '≥ 50,000 rows/s', d.rowsPerS >= 50_000);
@@ -993,6 +1005,7 @@ function table(res) {
       const us = (x) => (x === null ? '?' : f1((x / d.rows) * 1e6));
       add('a', '  CPU µs per row: streamer / PostgreSQL / Kafka / ClickHouse (machine)', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)} (${us(c.machineBusySeconds)})`);
       add('a', '  cores busy during the drain (of ' + c.machineCores + ')', f2(c.machineBusySeconds / c.wallSeconds));
+      unaccounted('a', c);
     }
   }
   if (R.split) {
@@ -1071,6 +1084,7 @@ function table(res) {
     const c = d.cpuSeconds;
     const us = (x) => (x === null || x === undefined ? '?' : f1((x / d.rows) * 1e6));
     add('j', '  CPU µs per row: streamer / PostgreSQL / Kafka / ClickHouse', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)}`);
+    unaccounted('j', c);
   }
   if (R.adopt) {
     const a = R.adopt;
@@ -1081,6 +1095,7 @@ function table(res) {
     if (c) {
       const us = (x) => (x === null || x === undefined ? '?' : f1((x / (a.replicateRowsPerS * a.replicateSeconds)) * 1e6));
       add('k', '  CPU µs per replicated row: streamer / PostgreSQL / Kafka / ClickHouse', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)}`);
+      unaccounted('k', c);
     }
   }
   if (R.sweep) {
@@ -1088,6 +1103,7 @@ function table(res) {
     for (const [mode, r] of [['flag mode', w.flagMode], ['change-log mode', w.changeLogMode]]) {
       add('l', `producer --sweep, ${f0(w.rows)} pending changes, ${mode}`, `${f0(r.rowsPerS)} rows/s`);
       add('l', '  CPU µs per row: streamer / PostgreSQL / Kafka; sampled peak RSS', `${f1(r.cpuUsPerRow.streamer)} / ${f1(r.cpuUsPerRow.postgresql)} / ${f1(r.cpuUsPerRow.kafka)}; ${f0(r.sampledPeakRssMB)} MB`);
+      unaccounted('l', r.cpuSeconds);
     }
   }
   if (R.peers) for (const [measure, value] of peersTableRows(R.peers)) add('peers', measure, value);
