@@ -135,10 +135,19 @@ export class CopyRows {
     return this.end(row, field) - s === 2 && this.data[s] === BACKSLASH && this.data[s + 1] === 78; // \N
   }
 
-  /** The field's value as node-postgres would have returned its text (null for NULL). */
+  /**
+   * The field's value as node-postgres would have returned its text (null for NULL). An integer's
+   * text written canonically (the producer's keys, most often) is made by String() of its value:
+   * the same text, ~4× faster than decoding its bytes (Buffer#toString, ~140 ns a call in Node 20:
+   * ~1.5 % of the drain's streamer CPU with a key per row).
+   */
   text(row: number, field: number): string | null {
+    const start = this.start(row, field);
+    const end = this.end(row, field);
+    const n = canonicalInteger(this.data, start, end);
+    if (!Number.isNaN(n)) return String(n);
     if (this.isNull(row, field)) return null;
-    return unescapeCopy(this.data, this.start(row, field), this.end(row, field));
+    return unescapeCopy(this.data, start, end);
   }
 
   /** The values of `n` fields from `field` on, as text() reads each (the key columns' text). */
@@ -155,6 +164,26 @@ export class CopyRows {
   get bytes(): Buffer {
     return this.data;
   }
+}
+
+/**
+ * The value of data[start, end) when it is an integer's canonical text — `0` or `-?[1-9][0-9]{0,14}`
+ * (no sign but a minus, no leading zero, no `-0`: String() of the value gives the same text back);
+ * NaN for any other text.
+ */
+export function canonicalInteger(data: Uint8Array, start: number, end: number): number {
+  const negative = data[start] === 45;
+  const first = negative ? start + 1 : start;
+  const length = end - first;
+  if (length < 1 || length > 15) return NaN;
+  if (data[first] === 48) return length === 1 && !negative ? 0 : NaN;
+  let n = 0;
+  for (let i = first; i < end; i++) {
+    const c = (data[i] as number) - 48;
+    if (c < 0 || c > 9) return NaN;
+    n = n * 10 + c;
+  }
+  return negative ? -n : n;
 }
 
 const ESCAPED: Record<number, string> = { 92: '\\', 110: '\n', 114: '\r', 116: '\t', 98: '\b', 102: '\f', 118: '\v' };

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeFields, fieldPrefixes } from '../../src/tables/codec.js';
 import { ByteBuffer } from '../../src/common/bytes.js';
-import { CopyRows, unescapeCopy, upsertValues, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
+import { CopyRows, canonicalInteger, unescapeCopy, upsertValues, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
 import { mapColumn, type ColumnMapping } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
 import { column, type ColumnDef } from './support/specs.js';
@@ -179,6 +179,24 @@ describe('upsert messages written from COPY rows', () => {
     expect([rows.text(0, 0), rows.isTrue(0, 1), rows.text(0, 2), rows.isNull(0, 2)]).toEqual(['a\tb\\c\nd', true, null, true]);
     expect([rows.text(1, 0), rows.isTrue(1, 1), rows.text(1, 2), rows.isNull(1, 0)]).toEqual(['\\N', false, '日本', false]);
     expect(unescapeCopy(Buffer.from('x\\by\\fz\\v\\r'), 0, 11)).toBe('x\by\fz\v\r');
+  });
+
+  it('reads an integer-like field as exactly its text, canonical or not', () => {
+    // text() makes a canonical integer's text with String(); any other text (a leading zero or
+    // plus, -0, 16 digits and more, a non-digit) must still come back as its bytes say.
+    const texts = ['0', '7', '-7', '10', '-1234567', '999999999999999', '-999999999999999', '1000000000000000', '9007199254740993', '00', '007', '-0', '+5', '-', '', '1e3', '12a', '١٢', ' 1', '1 ', '0x1F', '18446744073709551615'];
+    const r = rng(7);
+    for (let k = 0; k < 2000; k++) {
+      const length = 1 + r.int(18);
+      let t = (r.int(3) === 0 ? '-' : '') + Array.from({ length }, () => String(r.int(10))).join('');
+      if (r.int(4) === 0) t = t.replace(/^(-?)/, '$10'); // a leading zero now and then
+      texts.push(t);
+    }
+    const rows = new CopyRows(2);
+    for (const t of texts) addRow(rows, `${t}\t${t}\n`);
+    for (let k = 0; k < texts.length; k++) expect([rows.text(k, 0), rows.text(k, 1)], texts[k]).toEqual([texts[k], texts[k]]);
+    expect(canonicalInteger(Buffer.from('-42'), 0, 3)).toBe(-42);
+    for (const t of ['007', '-0', '+5', '1000000000000000', '']) expect(canonicalInteger(Buffer.from(t), 0, t.length), t).toBeNaN();
   });
 
   it('refuses a row of another shape than the claim’s, rather than misreading it', () => {
