@@ -11,7 +11,7 @@
 // own drainBatch/startConsumer in-process so that it can time each step.
 import { kafkajsPatch } from './kafkajs-first.mjs'; // first: before anything loads kafkajs
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -239,12 +239,16 @@ async function runStreamerOnce(args, env) {
 function startStreamer(args, env) {
   // BENCH_NODE_ARGS: extra node flags for the streamer child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const childLog = process.env.BENCH_CHILD_LOG;
   const child = spawn(process.execPath, [...nodeArgs, ...streamerArgv(args)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   const waiters = [];
   let rest = '';
   let rssMax = 0;
   const onData = (d) => {
+    // BENCH_CHILD_LOG: the child's output kept in a file too, each chunk after a line `@@T <ms since
+    // the epoch>` — for V8's traces (--trace-opt, --trace-gc-nvp), which are not JSON lines.
+    if (childLog) appendFileSync(childLog, `@@T ${Date.now()}\n${d}`);
     rest += d;
     let i;
     while ((i = rest.indexOf('\n')) >= 0) {
