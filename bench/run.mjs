@@ -443,6 +443,19 @@ async function scrape(port) {
   }
 }
 
+/** Part (a): the rows in ClickHouse after which the drain's CPU is also read (cpuSecondsAfterWarmUp). */
+const WARM_UP_SHARE = 0.3;
+
+/**
+ * The drain's share of the machine limit (goal 3b of the performance issue): its rows/s against
+ * the rate the cores would reach if the streamer cost nothing (cores ÷ the three servers' CPU per
+ * row, measured in the same drain).
+ */
+function limitShare(c, rows) {
+  const servers = c.postgresql + c.kafka + c.clickhouse;
+  return rows / c.wallSeconds / (c.machineCores / (servers / rows));
+}
+
 async function waitCount(s, n, timeoutMs, intervalMs = 50, table = 'user_login') {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -481,9 +494,16 @@ async function partDrain(mode = 'run') {
       started = await procs[1].waitFor((l) => l.msg === 'producer started', 60_000, '"producer started"');
     }
     const meter = cpuMeter(Object.fromEntries(procs.map((p, i) => [mode === 'run' ? 'streamer' : ['consumer', 'producer'][i], p.child.pid])));
+    // The CPU once WARM_UP_SHARE of the rows are in ClickHouse too: the rest of the drain without
+    // the process's first seconds, when V8 compiles its hot code (~10 % of a 1,000,000-row drain's
+    // streamer CPU on 2 cores).
+    const warm = await waitCount(s, Math.ceil(n * WARM_UP_SHARE), Math.max(180_000, n / 2));
+    const atWarm = meter.read();
     const done = await waitCount(s, n, Math.max(180_000, n / 2));
     const cpuSeconds = meter.read();
-    if (mode !== 'run') cpuSeconds.streamer = cpuSeconds.consumer + cpuSeconds.producer;
+    const afterWarmUp = { rows: n - warm.count, ...Object.fromEntries(['streamer', 'consumer', 'producer', 'postgresql', 'kafka', 'clickhouse', 'machineBusySeconds', 'wallSeconds'].filter((k) => typeof cpuSeconds[k] === 'number').map((k) => [k, cpuSeconds[k] - atWarm[k]])) };
+    for (const c of [cpuSeconds, afterWarmUp]) if (mode !== 'run') c.streamer = c.consumer + c.producer;
+    afterWarmUp.machineCores = cpuSeconds.machineCores;
     const seconds = (done.at - started.at) / 1000;
     const metrics = await scrape(port);
     const mems = procs.map((p) => p.memory());
@@ -503,6 +523,7 @@ async function partDrain(mode = 'run') {
       peakRssPerProcessMB: mems.map((m) => m.peakRssMB),
       partsAtEnd: await activeParts(s),
       cpuSeconds,
+      cpuSecondsAfterWarmUp: afterWarmUp,
     };
     log(`(a) ${mode}: ${n} rows in ${seconds.toFixed(2)} s = ${Math.round(r.rowsPerS)} rows/s, peak RSS ${r.peakRssPerProcessMB.map((x) => x.toFixed(0)).join(' + ')} MB`);
     return r;
@@ -1009,6 +1030,12 @@ function table(res) {
       const us = (x) => (x === null ? '?' : f1((x / d.rows) * 1e6));
       add('a', '  CPU µs per row: streamer / PostgreSQL / Kafka / ClickHouse (machine)', `${us(c.streamer)} / ${us(c.postgresql)} / ${us(c.kafka)} / ${us(c.clickhouse)} (${us(c.machineBusySeconds)})`);
       add('a', '  cores busy during the drain (of ' + c.machineCores + ')', f2(c.machineBusySeconds / c.wallSeconds));
+      if ([c.postgresql, c.kafka, c.clickhouse].every((x) => typeof x === 'number')) {
+        const share = limitShare(c, d.rows);
+        add('a', '  of the machine limit (cores ÷ the servers\' CPU per row)', `${f1(share * 100)} %`, '≥ 60 %', share >= 0.6);
+        const w = d.cpuSecondsAfterWarmUp;
+        if (w) add('a', `    its last ${f0(w.rows)} rows (V8's warm-up left out): streamer µs per row; share`, `${f1((w.streamer / w.rows) * 1e6)}; ${f1(limitShare(w, w.rows) * 100)} %`);
+      }
       unaccounted('a', c);
     }
   }
