@@ -78,6 +78,27 @@ export function writeShortAscii(buf: Uint8Array, at: number, s: string): number 
 }
 
 /**
+ * The value of data[start, end) when it is an integer's canonical text — `0` or `-?[1-9][0-9]{0,14}`
+ * (no sign but a minus, no leading zero, no `-0`: String() of the value gives the same text back);
+ * NaN for any other text. The producer's key texts (copy-rows.ts) and the sink's integer
+ * keys and fields (rows.ts) are read with it.
+ */
+export function canonicalInteger(data: Uint8Array, start: number, end: number): number {
+  const negative = data[start] === 45;
+  const first = negative ? start + 1 : start;
+  const length = end - first;
+  if (length < 1 || length > 15) return NaN;
+  if (data[first] === 48) return length === 1 && !negative ? 0 : NaN;
+  let n = 0;
+  for (let i = first; i < end; i++) {
+    const c = (data[i] as number) - 48;
+    if (c < 0 || c > 9) return NaN;
+    n = n * 10 + c;
+  }
+  return negative ? -n : n;
+}
+
+/**
  * Large buffers kept for reuse: a batch's COPY rows and messages (the producer), a write's insert
  * body (the sink). Each lives for one batch, tens of milliseconds, yet about half of them were
  * freed only by V8's next full collection (their Buffer objects had outlived two young ones):

@@ -11,7 +11,7 @@
  * test/unit/sink-fast-rows.test.ts holds them to. A value a codec refuses, or anything odd, makes
  * row() return null: the message then goes the slow way, which refuses it with its reason.
  */
-import { ByteBuffer } from '../common/bytes.js';
+import { ByteBuffer, canonicalInteger } from '../common/bytes.js';
 import type { ChCodec } from '../tables/ch-types.js';
 import { Refused, SHORT_INT } from '../tables/ch-types.js';
 import { isRealDateTime } from '../tables/timestamps.js';
@@ -114,19 +114,7 @@ export function keyValuesOf(row: Row<unknown>): unknown[] {
  * same Number as its canonical text's; NaN for anything else.
  */
 function shortInt(v: Uint8Array, s: number, e: number): number {
-  const quoted = v[s] === QUOTE;
-  let i = quoted ? s + 1 : s;
-  const to = quoted ? e - 1 : e;
-  const negative = v[i] === 45;
-  if (negative) i++;
-  if (to - i < 1 || to - i > 15 || (v[i] === 48 && (to - i > 1 || negative))) return NaN;
-  let n = 0;
-  for (; i < to; i++) {
-    const c = v[i] as number;
-    if (c < 48 || c > 57) return NaN;
-    n = n * 10 + (c - 48);
-  }
-  return negative ? -n : n;
+  return v[s] === QUOTE ? canonicalInteger(v, s + 1, e - 1) : canonicalInteger(v, s, e);
 }
 
 const QUOTE = 34;

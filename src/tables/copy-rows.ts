@@ -16,7 +16,7 @@
  * written `\\ \n \r \t \b \f \v`, and nothing else is escaped (PostgreSQL's documentation: "COPY TO
  * will never emit an octal or hex-digits backslash sequence").
  */
-import { ByteBuffer, type Lease } from '../common/bytes.js';
+import { ByteBuffer, canonicalInteger, type Lease } from '../common/bytes.js';
 import type { WireKind } from './pg-types.js';
 
 const TAB = 9;
@@ -164,26 +164,6 @@ export class CopyRows {
   get bytes(): Buffer {
     return this.data;
   }
-}
-
-/**
- * The value of data[start, end) when it is an integer's canonical text — `0` or `-?[1-9][0-9]{0,14}`
- * (no sign but a minus, no leading zero, no `-0`: String() of the value gives the same text back);
- * NaN for any other text.
- */
-export function canonicalInteger(data: Uint8Array, start: number, end: number): number {
-  const negative = data[start] === 45;
-  const first = negative ? start + 1 : start;
-  const length = end - first;
-  if (length < 1 || length > 15) return NaN;
-  if (data[first] === 48) return length === 1 && !negative ? 0 : NaN;
-  let n = 0;
-  for (let i = first; i < end; i++) {
-    const c = (data[i] as number) - 48;
-    if (c < 0 || c > 9) return NaN;
-    n = n * 10 + c;
-  }
-  return negative ? -n : n;
 }
 
 const ESCAPED: Record<number, string> = { 92: '\\', 110: '\n', 114: '\r', 116: '\t', 98: '\b', 102: '\f', 118: '\v' };

@@ -4,8 +4,8 @@
 // real PostgreSQL output: test/integration/producer-copy-rows.test.ts.
 import { describe, expect, it } from 'vitest';
 import { encodeFields, fieldPrefixes } from '../../src/tables/codec.js';
-import { ByteBuffer } from '../../src/common/bytes.js';
-import { CopyRows, canonicalInteger, unescapeCopy, upsertValues, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
+import { ByteBuffer, canonicalInteger } from '../../src/common/bytes.js';
+import { CopyRows, unescapeCopy, upsertValues, writeUpsert, type ColumnWriter } from '../../src/tables/copy-rows.js';
 import { mapColumn, type ColumnMapping } from '../../src/tables/pg-types.js';
 import { capabilities } from '../../src/tables/server.js';
 import { column, type ColumnDef } from './support/specs.js';
