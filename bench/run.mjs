@@ -37,7 +37,7 @@ function distModule(name) {
   throw new Error(`${name} is not in the build ${DIST}`);
 }
 
-const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline', 'updates', 'update-latency', 'verify', 'wide', 'adopt', 'sweep'];
+const PARTS = ['drain', 'split', 'stages', 'latency', 'trigger', 'growth', 'baseline', 'updates', 'update-latency', 'verify', 'wide', 'adopt', 'sweep', 'idle'];
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -58,6 +58,7 @@ const { values: opt } = parseArgs({
     'wide-rows': { type: 'string' }, // (j)
     'adopt-rows': { type: 'string' }, // (k)
     'sweep-rows': { type: 'string' }, // (l)
+    'idle-seconds': { type: 'string' }, // (m)
     peers: { type: 'boolean', default: false }, // Debezium and ClickHouse's Kafka engine beside the streamer (bench/peers.mjs)
     'peers-rows': { type: 'string' },
     'peers-seconds': { type: 'string' },
@@ -90,6 +91,7 @@ const O = {
   wideRows: num(opt['wide-rows'], quick ? 100_000 : 1_000_000),
   adoptRows: num(opt['adopt-rows'], quick ? 1_000_000 : 10_000_000),
   sweepRows: num(opt['sweep-rows'], quick ? 100_000 : 1_000_000),
+  idleSeconds: num(opt['idle-seconds'], quick ? 10 : 30),
   peersRows: num(opt['peers-rows'], quick ? 100_000 : 1_000_000),
   peersSeconds: num(opt['peers-seconds'], quick ? 15 : 60),
   extraEnv: Object.fromEntries((opt.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
@@ -529,6 +531,46 @@ async function partDrain(mode = 'run') {
     return r;
   } finally {
     for (const p of procs) await p.stop();
+  }
+}
+
+// ------------------------------------------------------------------ (m) idle
+
+/** Voluntary context switches of a process's main thread so far: how often it went to sleep and was woken. */
+function wakeUpsOf(pid) {
+  const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+/** The pause after start-up before the idle streamer is measured: its connections made, its first sweep done. */
+const IDLE_SETTLE_MS = 5_000;
+
+/**
+ * `streamer run` with nothing to replicate: its CPU and its main thread's wake-ups a second. A
+ * replication daemon spends most of its life idle; kafkajs's request queues polled themselves every
+ * millisecond there until kafkajs-patch.ts stopped it (~910 wake-ups a second, 3–4 % of a core).
+ */
+async function partIdle() {
+  const s = await scratch('idle');
+  const port = await freePort();
+  const p = startStreamer(['run'], { ...s.env, HTTP_PORT: String(port) });
+  try {
+    await p.waitFor((l) => l.msg === 'producer started', 60_000, '"producer started"');
+    await p.waitFor((l) => l.msg === 'consuming', 60_000, '"consuming"');
+    await sleep(IDLE_SETTLE_MS);
+    log(`(m) idle streamer run: measuring for ${O.idleSeconds} s`);
+    const pid = p.child.pid;
+    const [cpu0, woken0, t0] = [cpuOfTree(pid), wakeUpsOf(pid), nowMs()];
+    await sleep(O.idleSeconds * 1000);
+    const [cpu1, woken1, t1] = [cpuOfTree(pid), wakeUpsOf(pid), nowMs()];
+    const seconds = (t1 - t0) / 1000;
+    // Lines the runtime printed on stderr (Node's warnings are no JSON log lines), e.g. Node 24's TimeoutNegativeWarning.
+    const warnings = p.lines.filter((l) => /\(node:\d+\) \w*Warning/.test(l.msg ?? '')).map((l) => l.msg);
+    const r = { seconds, cpuSeconds: cpu1 - cpu0, coreShare: (cpu1 - cpu0) / seconds, wakeUpsPerS: (woken1 - woken0) / seconds, rssMB: p.memory().rssMB, nodeWarnings: warnings };
+    log(`(m) idle: ${(r.coreShare * 100).toFixed(2)} % of a core, ${Math.round(r.wakeUpsPerS)} wake-ups/s, ${warnings.length} Node warnings`);
+    return r;
+  } finally {
+    await p.stop();
   }
 }
 
@@ -1137,6 +1179,11 @@ function table(res) {
       unaccounted('l', r.cpuSeconds);
     }
   }
+  if (R.idle) {
+    const i = R.idle;
+    add('m', `idle streamer run, ${f0(i.seconds)} s: CPU (of a core) / its main thread's wake-ups a second`, `${f2(i.coreShare * 100)} % / ${f0(i.wakeUpsPerS)}`);
+    if (i.nodeWarnings.length > 0) add('m', "  Node's warnings on its stderr", `${i.nodeWarnings.length}: ${i.nodeWarnings[0].slice(0, 60)}`);
+  }
   if (R.peers) for (const [measure, value] of peersTableRows(R.peers)) add('peers', measure, value);
   const head = ['part', 'measure', 'value', 'target', 'met'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -1483,6 +1530,7 @@ await runPart('verify', partVerify);
 await runPart('wide', partWide);
 await runPart('adopt', partAdopt);
 await runPart('sweep', partSweep);
+await runPart('idle', partIdle);
 // Off by default (--peers or --only peers): fetches jars, starts a JVM and a PostgreSQL cluster.
 await runPart('peers', () =>
   partPeers({

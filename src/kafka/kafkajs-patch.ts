@@ -31,6 +31,13 @@
  * 6. The DefaultPartitioner: the same partitions, without kafkajs's array of the partitions with a
  * leader made for every message (`createDefaultPartitioner`).
  *
+ * 7. The request queue's check of its waiting requests (network/requestQueue): kafkajs schedules it
+ * again after every check, whether a request waits or not — on an empty queue, a timer of
+ * `throttledUntil - now` ms, a negative number that Node runs after 1 ms (and Node 24 warns of on
+ * stderr, TimeoutNegativeWarning). So every connection that had an answer polled its empty queue
+ * ~1,000 times a second for the life of the process (upstream: tulios/kafkajs#1704 and #1751,
+ * open). Now a check is scheduled only while a request waits, when kafkajs would have checked it.
+ *
  * It works only if it runs before kafkajs is first loaded, so it must be the FIRST import of every
  * module that imports kafkajs (ES modules run their imports in order). `kafkajsPatch.active` says
  * whether it took; a unit test checks it, and that both functions group alike.
@@ -323,6 +330,32 @@ export function makeBatch(Original: BatchClass, filterAborted: FilterAborted): B
   return Batch as unknown as BatchClass;
 }
 
+/** What `scheduleCheckPendingRequests` reads and sets of kafkajs's RequestQueue. */
+interface RequestQueueState {
+  pending: unknown[];
+  /** Milliseconds since the epoch; -1 when never throttled. */
+  throttledUntil: number;
+  throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null;
+  checkPendingRequests(): void;
+}
+/** kafkajs's CHECK_PENDING_REQUESTS_INTERVAL (network/requestQueue/index.js, not exported). */
+const CHECK_PENDING_EVERY_MS = 10;
+
+/**
+ * RequestQueue#scheduleCheckPendingRequests with kafkajs's contract for a queue where a request
+ * waits — one timer at a time, due when the client-side throttle ends, else in 10 ms — and none for
+ * an empty queue: push() schedules a check when a request has to wait, and an answer or a timeout
+ * checks the queue at once (fulfillRequest, the socket request's timeout).
+ */
+export function scheduleCheckPendingRequests(this: RequestQueueState): void {
+  if (this.throttleCheckTimeoutId || this.pending.length === 0) return;
+  const untilUnthrottled = this.throttledUntil - Date.now();
+  this.throttleCheckTimeoutId = setTimeout(() => {
+    this.throttleCheckTimeoutId = null;
+    this.checkPendingRequests();
+  }, untilUnthrottled > 0 ? untilUnthrottled : CHECK_PENDING_EVERY_MS);
+}
+
 const require = createRequire(import.meta.url);
 const path = (p: string) => require.resolve(`kafkajs/src/${p}`);
 // Modules that load the ones replaced: if any is loaded already, kafkajs keeps its own versions.
@@ -359,6 +392,13 @@ const Connection = require(path('network/connection.js')) as { prototype: { send
 const connectionSend = Connection.prototype.send;
 if (!alreadyLoaded) Connection.prototype.send = answeredAfter(connectionSend);
 
+// The queue's method is replaced on its class, whenever kafkajs was loaded: every queue made
+// from now on, and those made already, use it.
+export type RequestQueueClass = new (options: Record<string, unknown>) => RequestQueueState;
+const RequestQueue = require(path('network/requestQueue/index.js')) as RequestQueueClass & { prototype: { scheduleCheckPendingRequests: (this: RequestQueueState) => void } };
+const originalScheduleCheck = RequestQueue.prototype.scheduleCheckPendingRequests;
+RequestQueue.prototype.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
+
 export const kafkajsPatch = {
   /** False when kafkajs was loaded before this module: it then runs its own versions. */
   active: grouping.took && produceV3.took && frameRequest.took && batchDecoder.took && hash.took && partitioner.took && batch.took,
@@ -371,4 +411,6 @@ export const kafkajsPatch = {
   originalMurmur2: hash.original,
   originalDefaultPartitioner: partitioner.original,
   originalBatch: batch.original,
+  originalScheduleCheck,
+  RequestQueue,
 };

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 // As in src/: the patch is imported by the modules that use kafkajs, before kafkajs.
 import { createPublisher } from '../../src/capture/publisher.js';
-import { createDefaultPartitioner, groupMessagesPerPartition, kafkajsPatch, type BatchClass } from '../../src/kafka/kafkajs-patch.js';
+import { createDefaultPartitioner, groupMessagesPerPartition, kafkajsPatch, scheduleCheckPendingRequests, type BatchClass } from '../../src/kafka/kafkajs-patch.js';
 import { createRequire } from 'node:module';
 import { UNKNOWN_TOPIC_TEXT } from '../../src/kafka/kafka.js';
 
@@ -152,6 +152,93 @@ describe("kafkajs patch: the consumer's Batch without a Long per message", () =>
   it('an offset that is not plain decimal text goes to kafkajs itself', () => {
     const data = cases[1]![2];
     expect(view(new Patched('t', 998 as unknown as string, data))).toEqual(view(new Original('t', 998 as unknown as string, data)));
+  });
+});
+
+describe("kafkajs patch: the request queue's checks only while a request waits", () => {
+  const require = createRequire(import.meta.url);
+  const silent = { debug() {}, info() {}, warn() {}, error() {} };
+  type Answer = { correlationId: number; payload: Buffer | null };
+  type Queue = InstanceType<typeof kafkajsPatch.RequestQueue> & {
+    push(r: unknown): void;
+    fulfillRequest(r: { correlationId: number; payload: Buffer; size: number }): void;
+    maybeThrottle(ms: number): void;
+    scheduleCheckPendingRequests(): void;
+  };
+  /** kafkajs's own RequestQueue (one request in flight at most); with `own`, kafkajs's own scheduling too. */
+  const queue = (own = false): Queue => {
+    const q = new kafkajsPatch.RequestQueue({ maxInFlightRequests: 1, requestTimeout: 30_000, enforceRequestTimeout: false, clientId: 'c', broker: 'b:9092', logger: silent }) as Queue;
+    if (own) q.scheduleCheckPendingRequests = kafkajsPatch.originalScheduleCheck as () => void;
+    return q;
+  };
+  /** Pushes request `id`; records when it is written to the socket, and its answer. */
+  const push = (q: Queue, id: number, sent: number[], answers: Answer[]) =>
+    q.push({
+      entry: { correlationId: id, apiKey: 1, apiName: 'Fetch', apiVersion: 11, resolve: (a: Answer) => answers.push(a), reject: (e: Error) => { throw e; } },
+      expectResponse: true,
+      sendRequest: () => sent.push(id),
+    });
+  const answer = (q: Queue, id: number) => q.fulfillRequest({ correlationId: id, payload: Buffer.from(`answer ${id}`), size: 8 });
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.clearAllTimers();
+    vi.useRealTimers();
+  });
+
+  it('took: the class of every queue has our method', () => {
+    expect(require('kafkajs/src/network/requestQueue/index.js').prototype.scheduleCheckPendingRequests).toBe(scheduleCheckPendingRequests);
+    expect(kafkajsPatch.originalScheduleCheck).not.toBe(scheduleCheckPendingRequests);
+  });
+
+  it('sends a request that waited for the one in flight, and leaves no timer once the queue is empty (kafkajs polls it every millisecond)', () => {
+    for (const own of [false, true]) {
+      const q = queue(own);
+      const check = vi.spyOn(q, 'checkPendingRequests');
+      const sent: number[] = [];
+      const answers: Answer[] = [];
+      push(q, 1, sent, answers);
+      push(q, 2, sent, answers); // waits: one request in flight at most
+      expect(sent).toEqual([1]);
+      const waiting = check.mock.calls.length;
+      vi.advanceTimersByTime(9);
+      expect(check.mock.calls.length).toBe(waiting);
+      vi.advanceTimersByTime(1); // while a request waits, the queue is checked every 10 ms
+      expect(check.mock.calls.length).toBe(waiting + 1);
+      expect(sent).toEqual([1]);
+      answer(q, 1); // the answer checks the queue at once: 2 goes
+      expect(sent).toEqual([1, 2]);
+      answer(q, 2);
+      expect(answers.map((a) => a.payload?.toString())).toEqual(['answer 1', 'answer 2']);
+      vi.advanceTimersByTime(10); // the check scheduled while 2 waited
+      const checks = check.mock.calls.length;
+      vi.advanceTimersByTime(1_000);
+      if (own) {
+        // kafkajs 2.2.4: a timer of (-1 - now) ms, run after 1 ms, again and again.
+        expect(check.mock.calls.length - checks).toBeGreaterThanOrEqual(900);
+        expect(vi.getTimerCount()).toBe(1);
+      } else {
+        expect(check.mock.calls.length).toBe(checks);
+        expect(vi.getTimerCount()).toBe(0);
+      }
+    }
+  });
+
+  it('a request that waits for the client-side throttle goes when it ends, as with kafkajs', () => {
+    for (const own of [false, true]) {
+      const q = queue(own);
+      const sent: number[] = [];
+      push(q, 1, sent, []);
+      answer(q, 1);
+      q.maybeThrottle(50); // the broker asked for 50 ms without requests
+      push(q, 2, sent, []);
+      vi.advanceTimersByTime(49);
+      expect(sent).toEqual([1]);
+      vi.advanceTimersByTime(1);
+      expect(sent).toEqual([1, 2]);
+    }
   });
 });
 
