@@ -115,8 +115,17 @@ export function buildSpec(config: TableConfig, catalog: Catalog | null): TableSp
       );
     }
   }
+  // The config's fields one by one, not spread: the producer's shape check passes the running
+  // spec as the config, and a spread of it re-assigned its fields — V8 then marked them mutable
+  // on the spec's hidden class, which deoptimized the drain's compiled code mid-drain (issue 14).
   return {
-    ...config,
+    schema: config.schema,
+    table: config.table,
+    topic: config.topic,
+    dlqTopic: config.dlqTopic,
+    clickhouseTable: config.clickhouseTable,
+    exclude: config.exclude,
+    key: config.key,
     flagColumn: flag,
     qualified: pgTable(config.schema, config.table),
     id: objectId(config.schema, config.table),

@@ -87,6 +87,17 @@ describe('buildSpec', () => {
     expect(buildSpec(cfg(), orders).capture).toEqual({ kind: 'log' });
   });
 
+  it('builds from a running spec (the producer shape check) the spec its config gives, and nothing else', () => {
+    const first = buildSpec(cfg({ flagColumn: 'sent' }), orders);
+    const again = buildSpec(first, orders);
+    expect(again).toEqual(first);
+    // The fields are written one by one, not spread from the argument: a spread re-assigned a
+    // running spec's fields (see introspect.ts), and it carried whatever else the argument held.
+    const fields = ['schema', 'table', 'topic', 'dlqTopic', 'clickhouseTable', 'exclude', 'key', 'flagColumn', 'qualified', 'id', 'capture', 'columns', 'keyColumns'];
+    expect(Object.keys(again)).toEqual(fields);
+    expect(Object.keys(buildSpec({ ...cfg(), extra: 1 } as Parameters<typeof buildSpec>[0], orders))).toEqual(fields);
+  });
+
   it('refuses what it cannot replicate exactly, naming the table, the column and the fix', () => {
     expect(() => buildSpec(cfg(), null)).toThrow('PostgreSQL has no table shop.orders (STREAMER_TABLES) — create it, or check the name and DATABASE_URL');
     expect(() => buildSpec(cfg(), catalog([['id', 'int8', { notNull: true }]], []))).toThrow(
